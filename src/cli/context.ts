@@ -1,0 +1,54 @@
+// What every `graft` subcommand gets: output streams and a lazily started worker pool.
+import * as path from 'node:path';
+import { WorkerPool, type TaskRunner } from '../core/engine/pool';
+import type { GraftTasks } from '../worker/tasks';
+
+/** Wrong arguments: printed with the command's usage, exit code 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export interface CliIO {
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
+export interface CliContext extends CliIO {
+  cwd: string;
+  /** The compute engine; started on first use, shut down when the command returns. */
+  runner(): TaskRunner<GraftTasks>;
+  /** Aborted on Ctrl-C. */
+  signal: AbortSignal;
+}
+
+export interface CliCommand {
+  name: string;
+  summary: string;
+  usage: string;
+  /** Returns the process exit code. Throw UsageError for bad arguments. */
+  run(args: string[], ctx: CliContext): Promise<number>;
+}
+
+/** The bundled worker sits beside the bundled CLI and extension in dist/. */
+export function bundledWorkerScript(): string {
+  return path.join(__dirname, 'worker.js');
+}
+
+export function createContext(io: CliIO, signal: AbortSignal, workerScript = bundledWorkerScript()): CliContext & { dispose(): Promise<void> } {
+  let pool: WorkerPool<GraftTasks> | undefined;
+  return {
+    ...io,
+    cwd: process.cwd(),
+    signal,
+    runner() {
+      pool ??= new WorkerPool<GraftTasks>({ workerScript });
+      return pool;
+    },
+    async dispose() {
+      await pool?.dispose();
+    },
+  };
+}

@@ -1,0 +1,95 @@
+// A comparison of two checkpoints (optionally against a common base), as `graft diff --json`
+// prints it and the Compare webview draws it.
+//
+// Edge cases (the same in every field of a TensorDiff, a ShapeMismatch overlap and the summary):
+// - Non-finite inputs: positions where a, b (or the base) hold NaN or +-Infinity are left out of
+//   every metric and counted in `nonfinite`; the metrics describe the finite pairs.
+// - rel_l2 and rel_norm_*: 0 when the reference norm and the difference are both 0; null (in
+//   memory and in JSON) when the reference is a zero vector but the difference is not, since the
+//   ratio is unbounded.
+// - cosine and cosine_tv: 1 when both vectors are zero (they are equal), 0 when only one is.
+// - sign_agreement: null when no position has both task vectors non-zero.
+// - An empty tensor (or one with no finite pair) is unchanged: distances 0, cosine 1, shares 0.
+// - Quick mode: metrics on the fixed sample of src/core/sampling.ts; norms (l2_diff, norm_a,
+//   norm_b) are scaled up to estimate the whole tensor; max_abs_diff is the sample's (a lower bound).
+
+export interface TensorDiff {
+  name: string;
+  /** Layer index parsed from the name, or null for non-layer tensors (embeddings, final norm, head). */
+  layer: number | null;
+  /** Module path inside the block, e.g. "self_attn.q_proj", "mlp.down_proj"; the name's path for non-layer tensors. */
+  module: string;
+  /** Stack of blocks the layer index counts in ("layers", "encoder", "decoder", "down_blocks"...), or "non-layer". */
+  group?: string;
+  /** Elements in the compared block (the whole tensor, or the overlap of a shape mismatch). */
+  numel: number;
+  /** Elements actually read: numel, or the sample size in quick mode. */
+  compared?: number;
+  /** Positions left out because an input was NaN or +-Infinity. */
+  nonfinite?: number;
+  /** ||b - a||. */
+  l2_diff: number;
+  /** ||b - a|| / ||a||; null when a is a zero vector and b is not. */
+  rel_l2: number | null;
+  /** ||a|| and ||b||: with l2_diff and cosine they let views aggregate tensors into cells exactly. */
+  norm_a?: number;
+  norm_b?: number;
+  cosine: number;
+  max_abs_diff: number;
+  frac_changed: number;
+  mean_diff: number;
+  std_diff: number;
+  /** With a base: cosine of the task vectors a-base and b-base. */
+  cosine_tv?: number;
+  /** With a base: share of equal signs where both task vectors are non-zero; null when there is no such position. */
+  sign_agreement?: number | null;
+  /** With a base: share of elements where both task vectors are non-zero with opposite signs. */
+  conflict?: number;
+  /** With a base: ||a-base|| / ||base|| and ||b-base|| / ||base||. */
+  rel_norm_a?: number | null;
+  rel_norm_b?: number | null;
+  /** True when computed on the fixed sample rather than every element. */
+  sampled?: boolean;
+}
+
+export interface ShapeMismatch {
+  name: string;
+  shapeA: number[];
+  shapeB: number[];
+  /** Set when the overlapping block (e.g. the rows of a resized vocabulary both have) was compared. */
+  overlap?: TensorDiff;
+  /** Leading rows the overlap covers (the smaller first dimension). */
+  overlapRows?: number;
+}
+
+/** Over every compared block (tensors and shape-mismatch overlaps) as one long vector. */
+export interface DiffSummary {
+  tensors: number;
+  numel: number;
+  /** Over all compared elements: ||b-a|| / ||a||. */
+  rel_l2: number | null;
+  cosine: number;
+  frac_changed: number;
+  l2_diff?: number;
+  max_abs_diff?: number;
+  nonfinite?: number;
+  cosine_tv?: number;
+  sign_agreement?: number | null;
+  conflict?: number;
+  rel_norm_a?: number | null;
+  rel_norm_b?: number | null;
+  mode: 'exact' | 'quick';
+}
+
+export interface DiffReport {
+  a: string;
+  b: string;
+  base?: string;
+  tensors: TensorDiff[];
+  only_in_a: string[];
+  only_in_b: string[];
+  shape_mismatch: ShapeMismatch[];
+  /** With a base: compared tensors the base lacks or holds in a shape not covering the block (no task-vector metrics). */
+  base_mismatch?: string[];
+  summary: DiffSummary;
+}

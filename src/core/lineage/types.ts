@@ -1,0 +1,58 @@
+// The lineage graph as the CLI prints it (`graft lineage --json`) and the views draw it.
+
+export type NodeKind =
+  | 'base' | 'finetune' | 'adapter' | 'merge' | 'quantized' | 'checkpoint' | 'external';
+
+export type Relation = 'finetune' | 'adapter' | 'merge' | 'quantized' | 'checkpoint' | 'copy';
+
+export type EdgeSource = 'card' | 'adapter_config' | 'mergekit_config' | 'trainer' | 'provenance' | 'weights';
+
+/** Facts from a model card (README.md front matter), as far as the card states them. */
+export interface CardFacts {
+  baseModel?: string[];
+  baseModelRelation?: string;
+  license?: string;
+  datasets?: string[];
+  language?: string[];
+  tags?: string[];
+  libraryName?: string;
+  pipelineTag?: string;
+  /** model-index results flattened: task/dataset/metric -> value. */
+  evalResults?: { task?: string; dataset?: string; metric: string; value: number | string }[];
+  co2?: { emissions?: number; source?: string; trainingType?: string; hardwareUsed?: string };
+  newVersion?: string;
+}
+
+export interface LineageNode {
+  /** Path relative to the scanned root (forward slashes), or `hub:<org/name>` for external models. */
+  id: string;
+  kind: NodeKind;
+  /** Human name: folder or file name, or the hub id. */
+  label: string;
+  hubId?: string;
+  revision?: string;
+  /** Absolute paths where these same weights live (several for identical copies). */
+  locations?: string[];
+  card?: CardFacts;
+  parameters?: number;
+  bytes?: number;
+  /** Most common dtype by bytes. */
+  dtype?: string;
+  format?: string;
+}
+
+export interface LineageEdge {
+  parent: string;
+  child: string;
+  relation: Relation;
+  source: EdgeSource;
+  /** 0..1, for edges inferred from weights. */
+  confidence?: number;
+  /** Inferred edges whose direction no declared fact settles. */
+  undirected?: boolean;
+}
+
+export interface LineageGraph {
+  nodes: LineageNode[];
+  edges: LineageEdge[];
+}

@@ -1,0 +1,18 @@
+// Messages between the extension host (WorkerPool) and the worker threads (src/worker/main.ts).
+
+
+export type WorkerRequest =
+  | { type: 'run'; id: number; kind: string; input: unknown }
+  | { type: 'cancel'; id: number };
+
+export interface SerializedError {
+  name: string;
+  message: string;
+  stack?: string;
+  details?: unknown;
+}
+
+export type WorkerReply =
+  | { type: 'progress'; id: number; fraction: number }
+  | { type: 'result'; id: number; output: unknown }
+  | { type: 'error'; id: number; error: SerializedError };
