@@ -6,9 +6,10 @@ import * as path from 'node:path';
 /** The repository root (the folder holding package.json), found from the compiled test's location. */
 export const repoRoot = (() => {
   let dir = __dirname;
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
+  // tsc copies package.json and imported JSON fixtures into out/; only the root has tsconfig.json.
+  while (!fs.existsSync(path.join(dir, 'package.json')) || !fs.existsSync(path.join(dir, 'tsconfig.json'))) {
     const up = path.dirname(dir);
-    if (up === dir) throw new Error('package.json not found above ' + __dirname);
+    if (up === dir) throw new Error('The repository root (package.json beside tsconfig.json) was not found above ' + __dirname);
     dir = up;
   }
   return dir;

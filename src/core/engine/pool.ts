@@ -109,7 +109,8 @@ export class WorkerPool<M extends TaskMap> implements TaskRunner<M> {
       if (slot.task) this.settle(slot.task, new CancelledError('The compute engine shut down.'));
       clearTimeout(slot.killTimer);
     }
-    await Promise.all(running.map((s) => s.worker.terminate()));
+    // terminate() of an unref'd worker does not keep the process alive while it completes.
+    await Promise.all(running.map((s) => (s.worker.ref(), s.worker.terminate())));
   }
 
   private pump(): void {
