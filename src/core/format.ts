@@ -1,0 +1,41 @@
+// Human-readable numbers shared by the CLI, the extension and the webviews (no Node APIs here).
+
+function scaled(value: number, units: readonly string[], base: number, separator: string): string {
+  const sign = value < 0 ? '-' : '';
+  let magnitude = Math.abs(value);
+  if (!Number.isFinite(magnitude)) return String(value);
+  if (magnitude < base) return `${sign}${Math.round(magnitude)}${units[0] ? separator + units[0] : ''}`;
+  let unit = 0;
+  while (magnitude >= base && unit < units.length - 1) {
+    magnitude /= base;
+    unit++;
+  }
+  // One decimal below 100 ("1.2M", "12.5 GB"), none above ("124M"); rounding may carry to 1000.
+  let text = magnitude < 99.95 ? magnitude.toFixed(1) : magnitude.toFixed(0);
+  if (text === '1000' && unit < units.length - 1) {
+    unit++;
+    text = '1.0';
+  }
+  if (text.endsWith('.0')) text = text.slice(0, -2);
+  return `${sign}${text}${separator}${units[unit]}`;
+}
+
+/** Parameter counts the way model cards write them: 950, 1.2K, 124M, 7B, 1.1T. */
+export function formatParameters(count: number): string {
+  return scaled(count, ['', 'K', 'M', 'B', 'T'], 1000, '');
+}
+
+/** Byte sizes in decimal units, as file browsers and model hubs show them: 512 B, 2.4 MB, 15 GB. */
+export function formatBytes(bytes: number): string {
+  return scaled(bytes, ['B', 'kB', 'MB', 'GB', 'TB', 'PB'], 1000, ' ');
+}
+
+/** A tensor shape as `[17, 33]`; a scalar as `[]`. */
+export function formatShape(shape: readonly number[]): string {
+  return `[${shape.join(', ')}]`;
+}
+
+/** An integer with thousands separators: 1,234,567. */
+export function formatCount(count: number): string {
+  return Math.round(count).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+}

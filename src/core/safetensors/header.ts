@@ -1,0 +1,167 @@
+// Validation of a safetensors header, rule for rule and message for message as the reference
+// (safetensors 0.8.0 `SafeTensors::read_metadata` + `Metadata::validate`). Pure: works on the
+// header bytes and the file size, so the reader, the fuzz tests and the writer share it.
+
+import { dtypeBits } from './dtypes';
+import { SafetensorsError } from './errors';
+import { HeaderJsonError, parseHeaderJson, type RawTensorEntry } from './header-json';
+import type { SafetensorsHeader, TensorInfo } from './types';
+
+/** The reference refuses headers longer than this. */
+export const MAX_HEADER_SIZE = 100_000_000;
+/** Size of the little-endian u64 that starts every file. */
+export const HEADER_LENGTH_BYTES = 8;
+
+const U64_MAX = (1n << 64n) - 1n;
+
+/**
+ * Checks the 8-byte length prefix against the file size, before anything is allocated for the
+ * header. Returns the header length.
+ */
+export function checkHeaderLength(prefix: Uint8Array, fileSize: number, file?: string): number {
+  if (fileSize < HEADER_LENGTH_BYTES || prefix.length < HEADER_LENGTH_BYTES) {
+    throw SafetensorsError.header('header-too-small', 'header too small', undefined, file);
+  }
+  const n = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
+  if (n > BigInt(MAX_HEADER_SIZE)) throw SafetensorsError.header('header-too-large', 'header too large', undefined, file);
+  const length = Number(n);
+  if (HEADER_LENGTH_BYTES + length > fileSize) {
+    throw SafetensorsError.header('invalid-header-length', 'invalid header length', undefined, file);
+  }
+  return length;
+}
+
+/**
+ * Validates UTF-8 like Rust's `str::from_utf8` and returns its error text, or null when valid:
+ * "invalid utf-8 sequence of N bytes from index I" or "incomplete utf-8 byte sequence from index I".
+ */
+export function utf8Error(bytes: Uint8Array): string | null {
+  const n = bytes.length;
+  let i = 0;
+  while (i < n) {
+    const first = bytes[i];
+    if (first < 0x80) {
+      i++;
+      continue;
+    }
+    const start = i;
+    const bad = (length: number) => `invalid utf-8 sequence of ${length} bytes from index ${start}`;
+    const incomplete = `incomplete utf-8 byte sequence from index ${start}`;
+    const isCont = (b: number) => (b & 0xc0) === 0x80;
+    if (first >= 0xc2 && first <= 0xdf) {
+      if (i + 1 >= n) return incomplete;
+      if (!isCont(bytes[i + 1])) return bad(1);
+      i += 2;
+    } else if (first >= 0xe0 && first <= 0xef) {
+      if (i + 1 >= n) return incomplete;
+      const second = bytes[i + 1];
+      const ok =
+        (first === 0xe0 && second >= 0xa0 && second <= 0xbf) ||
+        (first >= 0xe1 && first <= 0xec && isCont(second)) ||
+        (first === 0xed && second >= 0x80 && second <= 0x9f) ||
+        (first >= 0xee && isCont(second));
+      if (!ok) return bad(1);
+      if (i + 2 >= n) return incomplete;
+      if (!isCont(bytes[i + 2])) return bad(2);
+      i += 3;
+    } else if (first >= 0xf0 && first <= 0xf4) {
+      if (i + 1 >= n) return incomplete;
+      const second = bytes[i + 1];
+      const ok =
+        (first === 0xf0 && second >= 0x90 && second <= 0xbf) ||
+        (first >= 0xf1 && first <= 0xf3 && isCont(second)) ||
+        (first === 0xf4 && second >= 0x80 && second <= 0x8f);
+      if (!ok) return bad(1);
+      if (i + 2 >= n) return incomplete;
+      if (!isCont(bytes[i + 2])) return bad(2);
+      if (i + 3 >= n) return incomplete;
+      if (!isCont(bytes[i + 3])) return bad(3);
+      i += 4;
+    } else {
+      return bad(1);
+    }
+  }
+  return null;
+}
+
+/**
+ * Parses and validates the JSON header of a file of `fileSize` bytes whose header is `json`
+ * (the `headerLength` bytes after the 8-byte prefix). Throws SafetensorsError as the reference.
+ */
+export function parseHeader(json: Uint8Array, fileSize: number, path = ''): SafetensorsHeader {
+  const file = path || undefined;
+  const utf8 = utf8Error(json);
+  if (utf8) throw SafetensorsError.header('invalid-utf8', `invalid UTF-8 in header: ${utf8}`, undefined, file);
+  let raw;
+  try {
+    raw = parseHeaderJson(json);
+  } catch (error) {
+    if (error instanceof HeaderJsonError) {
+      throw SafetensorsError.header('invalid-json', `invalid JSON in header: ${error.message}`, undefined, file);
+    }
+    throw error;
+  }
+  // The reference sorts by (begin, end); a stable sort keeps header order among equal offsets.
+  const sorted = raw.tensors
+    .map((t) => ({ t, begin: BigInt(t.begin), end: BigInt(t.end) }))
+    .sort((a, b) => (a.begin !== b.begin ? (a.begin < b.begin ? -1 : 1) : a.end < b.end ? -1 : a.end > b.end ? 1 : 0));
+
+  const headerLength = json.length;
+  const dataStart = 8 + headerLength;
+  const tensors: TensorInfo[] = [];
+  let cursor = 0n;
+  for (const { t, begin, end } of sorted) {
+    if (begin !== cursor || end < begin) {
+      throw SafetensorsError.header('invalid-offset', `invalid offset for tensor \`${t.name}\``, t.name, file);
+    }
+    cursor = end;
+    const numel = elementCount(t);
+    const bits = numel * BigInt(dtypeBits(t.dtype));
+    if (bits > U64_MAX) throw overflow(t, file);
+    if (bits % 8n !== 0n) {
+      throw SafetensorsError.header(
+        'misaligned-subbyte',
+        'The slice is slicing for subbytes dtypes, and the slice does not end up at a byte boundary, this is invalid.',
+        t.name,
+        file,
+      );
+    }
+    if (end - begin !== bits / 8n) {
+      throw SafetensorsError.header('invalid-tensor-info', 'invalid shape, data type, or offset for tensor', t.name, file);
+    }
+    tensors.push({
+      name: t.name,
+      dtype: t.dtype,
+      // Dimensions past 2^53 only occur in zero-size tensors (the data must fit the file).
+      shape: t.shape.map(Number),
+      numel: Number(numel),
+      dataOffsets: [Number(begin), Number(end)],
+      begin: dataStart + Number(begin),
+      end: dataStart + Number(end),
+    });
+  }
+  if (cursor + BigInt(dataStart) !== BigInt(fileSize)) {
+    throw SafetensorsError.header('incomplete-buffer', 'incomplete metadata, file not fully covered', undefined, file);
+  }
+  return {
+    path,
+    fileSize,
+    headerLength,
+    dataStart,
+    tensors,
+    metadata: raw.metadata ? Object.fromEntries(raw.metadata) : null,
+  };
+}
+
+function elementCount(t: RawTensorEntry): bigint {
+  let numel = 1n;
+  for (const dim of t.shape) {
+    numel *= BigInt(dim);
+    if (numel > U64_MAX) throw overflow(t);
+  }
+  return numel;
+}
+
+function overflow(t: RawTensorEntry, file?: string): SafetensorsError {
+  return SafetensorsError.header('overflow', 'overflow computing buffer size from shape and/or element type', t.name, file);
+}

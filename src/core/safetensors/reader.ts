@@ -1,0 +1,203 @@
+// Reading safetensors files by positional reads: the 8-byte prefix, then the header (only after
+// its claimed length was checked against the real file size), then exactly the byte ranges of
+// the elements asked for. Nothing ever reads or allocates a whole file.
+
+import { promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { canDecode, decodeInto, decodesToFloat64, decodeToFloat, dtypeBits, LITTLE_ENDIAN, unsupportedDecode } from './dtypes';
+import { SafetensorsError } from './errors';
+import { checkHeaderLength, HEADER_LENGTH_BYTES, parseHeader } from './header';
+import type { SafetensorsHeader, TensorRef } from './types';
+
+/** An fs error as a SafetensorsError that says which file and what to do. */
+export function ioError(error: unknown, file: string, action = 'read'): SafetensorsError {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const why: Record<string, string> = {
+    ENOENT: 'it does not exist; check the path',
+    EACCES: 'permission denied; check the file permissions',
+    EPERM: 'operation not permitted; check the file permissions',
+    EISDIR: 'it is a folder, not a file',
+    ENOTDIR: 'a part of the path is not a folder',
+    EMFILE: 'too many open files; close other programs or raise the limit',
+  };
+  const detail = (code && why[code]) ?? (error instanceof Error ? error.message : String(error));
+  return new SafetensorsError(`Cannot ${action} "${file}": ${detail}.`, { rule: 'io', file });
+}
+
+/** Reads exactly `length` bytes at `position` into `target` (from its start), looping over short reads. */
+export async function readExactly(handle: FileHandle, target: Uint8Array, position: number, file: string): Promise<void> {
+  let done = 0;
+  while (done < target.byteLength) {
+    const { bytesRead } = await handle.read(target, done, target.byteLength - done, position + done);
+    if (bytesRead === 0) {
+      throw new SafetensorsError(
+        `"${file}" ended after ${position + done} bytes while ${position + target.byteLength} were expected: the file changed or was truncated while being read. Reopen it.`,
+        { rule: 'io', file },
+      );
+    }
+    done += bytesRead;
+  }
+}
+
+/** Reads and validates the header of an open file. */
+export async function readHeaderFrom(handle: FileHandle, path: string): Promise<SafetensorsHeader> {
+  let fileSize: number;
+  try {
+    const stat = await handle.stat();
+    if (stat.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+    fileSize = stat.size;
+  } catch (error) {
+    throw ioError(error, path);
+  }
+  const prefix = new Uint8Array(HEADER_LENGTH_BYTES);
+  if (fileSize >= HEADER_LENGTH_BYTES) await readExactly(handle, prefix, 0, path);
+  const headerLength = checkHeaderLength(prefix, fileSize, path);
+  const json = new Uint8Array(headerLength);
+  await readExactly(handle, json, HEADER_LENGTH_BYTES, path);
+  return parseHeader(json, fileSize, path);
+}
+
+/** Opens a file for reading, turning fs errors into SafetensorsError. */
+export async function openForRead(path: string): Promise<FileHandle> {
+  try {
+    return await fsp.open(path, 'r');
+  } catch (error) {
+    throw ioError(error, path, 'open');
+  }
+}
+
+/** Reads and validates the header of a .safetensors file, exactly as safetensors 0.8.0 does. */
+export async function readHeader(path: string): Promise<SafetensorsHeader> {
+  const handle = await openForRead(path);
+  try {
+    return await readHeaderFrom(handle, path);
+  } finally {
+    await handle.close();
+  }
+}
+
+function checkRange(ref: TensorRef, start: number, count: number): void {
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start < 0 || count < 0 || start + count > ref.numel) {
+    throw new SafetensorsError(
+      `Elements [${start}, ${start + count}) are outside tensor "${ref.name}", which has ${ref.numel} elements.`,
+      { rule: 'out-of-range', tensor: ref.name, file: ref.file },
+    );
+  }
+}
+
+async function withHandle<T>(file: string, handle: FileHandle | undefined, fn: (h: FileHandle) => Promise<T>): Promise<T> {
+  if (handle) return fn(handle);
+  const opened = await openForRead(file);
+  try {
+    return await fn(opened);
+  } finally {
+    await opened.close();
+  }
+}
+
+/**
+ * The raw little-endian bytes of elements [start, start + count) of a tensor, in one positional
+ * read. For F4 (two elements per byte) the range is widened to whole bytes.
+ */
+export async function readTensorBytes(ref: TensorRef, start = 0, count = ref.numel - start, handle?: FileHandle): Promise<Uint8Array> {
+  checkRange(ref, start, count);
+  const [firstByte, lastByte] = byteRange(ref, start, count);
+  const bytes = new Uint8Array(lastByte - firstByte);
+  await withHandle(ref.file, handle, (h) => readExactly(h, bytes, ref.begin + firstByte, ref.file));
+  return bytes;
+}
+
+function checkDecodable(ref: TensorRef): void {
+  if (!canDecode(ref.dtype)) {
+    const error = unsupportedDecode(ref.dtype);
+    throw new SafetensorsError(`Tensor "${ref.name}": ${error.message}`, { rule: error.rule, tensor: ref.name, file: ref.file });
+  }
+}
+
+/** First and one-past-last byte (relative to the tensor) holding elements [start, start + count). */
+function byteRange(ref: TensorRef, start: number, count: number): [number, number] {
+  const bits = dtypeBits(ref.dtype);
+  return [Math.floor((start * bits) / 8), Math.ceil(((start + count) * bits) / 8)];
+}
+
+/**
+ * Decodes elements [start, start + count) of a tensor with one positional read: float64 for
+ * F64/I64/U64/I32/U32, float32 otherwise. `handle` (an open handle of ref.file) avoids reopening
+ * the file for each call.
+ */
+export async function readElements(ref: TensorRef, start: number, count: number, handle?: FileHandle): Promise<Float32Array | Float64Array> {
+  checkDecodable(ref);
+  const bytes = await readTensorBytes(ref, start, count, handle);
+  const values = decodeToFloat(ref.dtype, bytes);
+  if (ref.dtype !== 'F4') return values;
+  const skip = start % 2;
+  return values.subarray(skip, skip + count);
+}
+
+/**
+ * Buffers given back by disposed chunk readers, taken by the next ones on the same thread: a
+ * worker running task after task keeps a few sub-chunk buffers instead of leaving one garbage
+ * buffer per task for the collector (which frees external memory late).
+ */
+const spareBuffers: ArrayBuffer[] = [];
+const MAX_SPARE_BUFFERS = 4;
+
+function takeBuffer(bytes: number): ArrayBuffer {
+  // Reuse only buffers that are not much larger than needed, so small reads do not pin big ones.
+  const i = spareBuffers.findIndex((b) => b.byteLength >= bytes && b.byteLength <= 2 * bytes);
+  return i >= 0 ? spareBuffers.splice(i, 1)[0] : new ArrayBuffer(bytes);
+}
+
+function giveBack(buffer: ArrayBuffer): void {
+  if (spareBuffers.length < MAX_SPARE_BUFFERS) spareBuffers.push(buffer);
+}
+
+/**
+ * Reads element ranges of one tensor into buffers it holds for its lifetime, for loops over a
+ * large tensor: no allocation per read, so memory stays flat however many chunks are read. The
+ * array returned by read() is only valid until the next read() on the same reader. dispose()
+ * hands the buffers to the next reader.
+ */
+export class TensorChunkReader {
+  private readonly raw: Uint8Array;
+  private readonly values: Float32Array | Float64Array;
+  /** F32/F64 on little-endian hosts are read straight into the values' memory. */
+  private readonly direct: boolean;
+  private disposed = false;
+
+  constructor(
+    readonly ref: TensorRef,
+    /** The largest element count one read() will be asked for. */
+    readonly capacity: number,
+  ) {
+    checkDecodable(ref);
+    // One element more: an F4 range starting mid-byte decodes the extra leading element.
+    const slots = capacity + 1;
+    const wide = decodesToFloat64(ref.dtype);
+    const valueBuffer = takeBuffer(slots * (wide ? 8 : 4));
+    this.values = wide ? new Float64Array(valueBuffer, 0, slots) : new Float32Array(valueBuffer, 0, slots);
+    this.direct = LITTLE_ENDIAN && (ref.dtype === 'F32' || ref.dtype === 'F64');
+    this.raw = this.direct ? new Uint8Array(valueBuffer) : new Uint8Array(takeBuffer(Math.ceil((slots * dtypeBits(ref.dtype)) / 8)));
+  }
+
+  async read(start: number, count: number, handle: FileHandle): Promise<Float32Array | Float64Array> {
+    if (this.disposed) throw new Error('TensorChunkReader used after dispose().');
+    checkRange(this.ref, start, count);
+    if (count > this.capacity) throw new RangeError(`TensorChunkReader: ${count} elements exceed the capacity of ${this.capacity}.`);
+    const [firstByte, lastByte] = byteRange(this.ref, start, count);
+    const bytes = this.raw.subarray(0, lastByte - firstByte);
+    await readExactly(handle, bytes, this.ref.begin + firstByte, this.ref.file);
+    if (this.direct) return this.values.subarray(0, count);
+    const values = decodeInto(this.ref.dtype, bytes, this.values);
+    const skip = this.ref.dtype === 'F4' ? start % 2 : 0;
+    return values.subarray(skip, skip + count);
+  }
+
+  /** Releases the buffers for reuse; call once no read is pending and its results are no longer used. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    giveBack(this.values.buffer as ArrayBuffer);
+    if (!this.direct) giveBack(this.raw.buffer as ArrayBuffer);
+  }
+}
