@@ -3,7 +3,7 @@
 // checkpoints with the same architecture are sampled at the same positions and can be compared
 // element by element from a few kilobytes of ranged reads.
 import type { FileHandle } from 'node:fs/promises';
-import { dtypeBits, readElements, type TensorRef } from './safetensors';
+import { canDecode, decodeToFloat, dtypeBits, openForRead, SafetensorsError, type TensorRef } from './safetensors';
 
 /** A contiguous run of elements: [start, start + length). */
 export interface SampleRun {
@@ -65,13 +65,69 @@ export function samplePlan(name: string, numel: number, maxSamples = DEFAULT_SAM
   return { runs, count: runs.reduce((n, r) => n + r.length, 0) };
 }
 
-/** Runs closer than this many bytes apart are fetched with one read: fewer syscalls, a little extra data. */
-const COALESCE_GAP_BYTES = 4096;
+/** Ranges closer than this are fetched with one read: a little extra data instead of another syscall. */
+const COALESCE_GAP_BYTES = 64 * 1024;
+/** Largest single read when merging ranges, to keep memory bounded. */
+const MAX_COALESCED_READ_BYTES = 1024 * 1024;
+
+/** Sampled elements of one tensor, decoded into `out` from `outOffset` on, in plan order. */
+export interface SampleRequest {
+  ref: TensorRef;
+  plan: SamplePlan;
+  out: Float32Array;
+  outOffset: number;
+}
 
 /**
- * Decodes the sampled elements of a tensor (in plan order) into `out` at `outOffset`, reading
- * nearby runs together. `handle` is an open handle of ref.file, reused across tensors.
+ * Reads the samples of several tensors of one file through `handle`, merging nearby ranges into
+ * single positional reads (small checkpoints come in one or two reads; large ones one per run).
  */
+export async function readSamples(handle: FileHandle, requests: readonly SampleRequest[]): Promise<void> {
+  interface Item { request: SampleRequest; run: SampleRun; at: number; begin: number; end: number }
+  const items: Item[] = [];
+  for (const request of requests) {
+    const { ref } = request;
+    if (!canDecode(ref.dtype)) {
+      throw new SafetensorsError(`Tensor "${ref.name}": ${ref.dtype} values cannot be decoded, so they cannot be sampled.`, { rule: 'unsupported-dtype', tensor: ref.name, file: ref.file });
+    }
+    const bits = dtypeBits(ref.dtype);
+    let at = request.outOffset;
+    for (const run of request.plan.runs) {
+      const begin = ref.begin + Math.floor((run.start * bits) / 8);
+      const end = ref.begin + Math.ceil(((run.start + run.length) * bits) / 8);
+      items.push({ request, run, at, begin, end });
+      at += run.length;
+    }
+  }
+  items.sort((a, b) => a.begin - b.begin);
+  let i = 0;
+  while (i < items.length) {
+    const start = items[i].begin;
+    let end = items[i].end;
+    let j = i + 1;
+    while (j < items.length && items[j].begin - end <= COALESCE_GAP_BYTES && Math.max(end, items[j].end) - start <= MAX_COALESCED_READ_BYTES) {
+      end = Math.max(end, items[j].end);
+      j++;
+    }
+    const buffer = new Uint8Array(end - start);
+    let filled = 0;
+    while (filled < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, start + filled);
+      if (bytesRead === 0) throw new Error(`The file ended at byte ${start + filled} while reading sampled values (expected ${end}): it is truncated or changed while being read.`);
+      filled += bytesRead;
+    }
+    for (let k = i; k < j; k++) {
+      const { request, run, at, begin, end: itemEnd } = items[k];
+      const values = decodeToFloat(request.ref.dtype, buffer.subarray(begin - start, itemEnd - start));
+      // Sub-byte dtypes (F4) start mid-byte for odd element indices.
+      const skip = ((run.start * dtypeBits(request.ref.dtype)) % 8) / dtypeBits(request.ref.dtype);
+      for (let e = 0; e < run.length; e++) request.out[at + e] = values[skip + e];
+    }
+    i = j;
+  }
+}
+
+/** The sampled elements of one tensor (in plan order); `handle` is an open handle of ref.file, reused across calls. */
 export async function readSampledValues(
   ref: TensorRef,
   plan: SamplePlan,
@@ -79,26 +135,11 @@ export async function readSampledValues(
   out: Float32Array = new Float32Array(plan.count),
   outOffset = 0,
 ): Promise<Float32Array> {
-  const bytesPerElement = dtypeBits(ref.dtype) / 8;
-  let written = outOffset;
-  let i = 0;
-  while (i < plan.runs.length) {
-    const first = plan.runs[i];
-    let j = i;
-    while (j + 1 < plan.runs.length) {
-      const next = plan.runs[j + 1];
-      const gapElements = next.start - (plan.runs[j].start + plan.runs[j].length);
-      if (gapElements < 0 || gapElements * bytesPerElement > COALESCE_GAP_BYTES) break;
-      j++;
-    }
-    const last = plan.runs[j];
-    const values = await readElements(ref, first.start, last.start + last.length - first.start, handle);
-    for (let k = i; k <= j; k++) {
-      const run = plan.runs[k];
-      const from = run.start - first.start;
-      for (let e = 0; e < run.length; e++) out[written++] = values[from + e];
-    }
-    i = j + 1;
+  const own = handle ?? (await openForRead(ref.file));
+  try {
+    await readSamples(own, [{ ref, plan, out, outOffset }]);
+  } finally {
+    if (!handle) await own.close();
   }
   return out;
 }

@@ -24,7 +24,12 @@ export interface CardFacts {
 }
 
 export interface LineageNode {
-  /** Path relative to the scanned root (forward slashes), or `hub:<org/name>` for external models. */
+  /**
+   * Path relative to the scanned root (forward slashes) of the model folder or checkpoint file;
+   * `hub:<org/name>` for a model only in the HF cache (`hub:<org/name>@<revision>` for a revision
+   * other than main) or referenced but not on disk; `path:<reference>` for a local path that a
+   * config names but that does not exist under the scanned folders.
+   */
   id: string;
   kind: NodeKind;
   /** Human name: folder or file name, or the hub id. */
@@ -41,6 +46,11 @@ export interface LineageNode {
   format?: string;
 }
 
+/**
+ * relation: how the child was made. 'checkpoint' links consecutive steps of one trainer run (and
+ * its last step to the run's final model); 'copy' links the same values stored in another dtype.
+ * A card's new_version becomes old -> new 'finetune': successors are normally further training.
+ */
 export interface LineageEdge {
   parent: string;
   child: string;
