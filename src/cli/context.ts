@@ -1,6 +1,6 @@
 // What every `graft` subcommand gets: output streams and a lazily started worker pool.
 import * as path from 'node:path';
-import { WorkerPool, type TaskRunner } from '../core/engine/pool';
+import { defaultPoolSize, WorkerPool, type TaskRunner } from '../core/engine/pool';
 import type { GraftTasks } from '../worker/tasks';
 
 /** Wrong arguments: printed with the command's usage, exit code 2. */
@@ -44,7 +44,7 @@ export function createContext(io: CliIO, signal: AbortSignal, workerScript = bun
     cwd: process.cwd(),
     signal,
     runner() {
-      pool ??= new WorkerPool<GraftTasks>({ workerScript });
+      pool ??= new WorkerPool<GraftTasks>({ workerScript, size: defaultPoolSize({ reserveMainThread: false }) });
       return pool;
     },
     async dispose() {

@@ -20,15 +20,8 @@ Options:
   --stats   add min, max, mean, std (over finite values), zeros, nan and inf per tensor
             (reads every tensor, in parallel on worker threads)`;
 
-export interface InspectTensorStats {
-  min: number | null;
-  max: number | null;
-  mean: number | null;
-  std: number | null;
-  zeros: number;
-  nan: number;
-  inf: number;
-}
+/** Per-tensor statistics in `--json --stats` output: the core's, without the element count. */
+export type InspectTensorStats = Omit<TensorStats, 'count' | 'histogram'>;
 
 export interface InspectTensor {
   name: string;

@@ -36,7 +36,7 @@ export class QueueFullError extends Error {
 export interface WorkerPoolOptions {
   /** Absolute path of the bundled worker entry (dist/worker.js). */
   workerScript: string;
-  /** Number of threads; defaults to cores - 1, at least 1, at most 8. */
+  /** Number of threads; defaults to defaultPoolSize(). */
   size?: number;
   /** Tasks that may wait for a thread before run() rejects. */
   maxQueue?: number;
@@ -61,9 +61,13 @@ interface Slot {
   killTimer?: NodeJS.Timeout;
 }
 
-export function defaultPoolSize(): number {
+/**
+ * Threads for the machine: one per core, less one for a main thread that has other work (the
+ * extension host); a CLI main thread only waits, so it leaves every core to the workers.
+ */
+export function defaultPoolSize(options: { reserveMainThread?: boolean } = {}): number {
   const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  return Math.max(1, Math.min(8, cores - 1));
+  return Math.max(1, Math.min(8, cores - (options.reserveMainThread === false ? 0 : 1)));
 }
 
 export class WorkerPool<M extends TaskMap> implements TaskRunner<M> {

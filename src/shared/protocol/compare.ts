@@ -1,0 +1,90 @@
+// Messages between the Compare panel (src/extension/webviews/comparePanel.ts) and its webview
+// (webview/compare/), and the result of the tensor detail kernel (src/core/diff/detail.ts).
+import type { DiffReport } from '../../core/diff/types';
+
+/** One side of a comparison as the user picked it. */
+export interface CompareSideView {
+  path: string;
+  label: string;
+}
+
+export interface CompareRequestView {
+  a: CompareSideView;
+  b: CompareSideView;
+  base?: CompareSideView;
+}
+
+/** Distribution of b - a for one tensor and how the change spreads along its first dimension. */
+export interface TensorDiffDetail {
+  name: string;
+  shape: number[];
+  numel: number;
+  histogram: {
+    /** Smallest and largest finite b - a. Equal when every difference is the same (all counts in bin 0). */
+    min: number;
+    max: number;
+    /** counts[i] = elements with min + i*w <= d < min + (i+1)*w, w = (max-min)/bins; the last bin includes max. */
+    counts: Float64Array;
+  };
+  /** Elements with b == a exactly. */
+  unchanged: number;
+  /** Elements where b - a is NaN or infinite (left out of the histogram and the norms). */
+  nonFinite: number;
+  /** ||b - a|| and ||a|| over the whole tensor (finite differences only). */
+  diffNorm: number;
+  baseNorm: number;
+  rows: {
+    /** Length of dim 0 (1 for a scalar). */
+    count: number;
+    /**
+     * Buckets of consecutive rows: row r is in bucket floor(r * buckets / count), so with at most
+     * 1,024 rows each bucket is one row. start[i] is the first row of bucket i.
+     */
+    start: Float64Array;
+    /** sqrt(sum over the bucket's rows of ||b_row - a_row||^2) and the same for ||a_row||. */
+    diffNorm: Float64Array;
+    baseNorm: Float64Array;
+  };
+}
+
+export type ExportFormat = 'png' | 'svg' | 'csv' | 'json';
+
+/** Which stage the comparison is in; drives the progress line and the "Sampled — refining…" badge. */
+export type ComparePhase = 'opening' | 'quick' | 'exact' | 'done' | 'cancelled' | 'failed';
+
+export interface CompareErrorView {
+  /** What failed, e.g. "Cannot open tiny-llama-math". */
+  title: string;
+  /** The underlying error message. */
+  message: string;
+  /** What to do about it. */
+  hint: string;
+}
+
+export type CompareToWebview =
+  | { type: 'init'; request: CompareRequestView }
+  | { type: 'status'; phase: ComparePhase; progress?: number; message?: string }
+  | { type: 'report'; report: DiffReport; mode: 'quick' | 'exact'; fromCache: boolean; elapsedMs?: number }
+  | { type: 'error'; error: CompareErrorView }
+  | { type: 'detail'; requestId: number; detail: TensorDiffDetail }
+  | { type: 'detailError'; requestId: number; name: string; message: string };
+
+export type CompareToHost =
+  | { type: 'ready' }
+  | { type: 'cancel' }
+  /** Run the exact comparison again (after a cancel, an error, or to recompute a cached result). */
+  | { type: 'rerun' }
+  | { type: 'detail'; requestId: number; name: string; bins: number }
+  /** data: text for svg/csv/json, base64 for png. */
+  | { type: 'export'; format: ExportFormat; suggestedName: string; data: string };
+
+/** What the webview persists (getState/setState) and what the panel serializer revives from. */
+export interface CompareState {
+  request?: CompareRequestView;
+  metric?: string;
+  logScale?: boolean;
+  view?: 'heatmap' | 'interference';
+  /** Selected cell: row key (group + layer, or "global") and module. */
+  selected?: { row: string; module: string };
+  mismatchesOpen?: boolean;
+}

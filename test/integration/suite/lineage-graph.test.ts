@@ -1,0 +1,190 @@
+// The lineage graph panel in a real VS Code: it draws the zoo's true lineage (LINEAGE.json), the
+// merge with all its parents, answers search and "Show in Graph", follows theme switches, and a click
+// on a node reveals it in the sidebar tree.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { requireProbe, type ProbeClient } from '../probe';
+import { testLayout } from '../workspace';
+
+const EXTENSION_ID = 'graft-tools.graft';
+/** The scan of the test workspace runs at activation; on a slow machine it takes a while. */
+const SCAN_TIMEOUT_MS = 60_000;
+
+interface TrueLineage {
+  nodes: Record<string, unknown>;
+  edges: { parent: string; child: string; relation: string }[];
+}
+
+/** test/fixtures/zoo/LINEAGE.json, found above the compiled suite (out/test/integration/suite). */
+function trueLineage(): TrueLineage {
+  const relative = path.join('test', 'fixtures', 'zoo', 'LINEAGE.json');
+  let dir = __dirname;
+  // Not by package.json: tsc copies one into out/.
+  while (!fs.existsSync(path.join(dir, relative))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error(`${relative} not found above ${__dirname}`);
+    dir = up;
+  }
+  return JSON.parse(fs.readFileSync(path.join(dir, relative), 'utf8')) as TrueLineage;
+}
+
+/** A CSS attribute selector value (ids are paths: quote them). */
+function quoted(value: string): string {
+  return JSON.stringify(value);
+}
+
+/** Node ids are paths relative to the scanned root; in the test workspace the zoo sits under zoo/. */
+async function nodeIdEndingWith(probe: ProbeClient, suffix: string): Promise<string> {
+  const found = await probe.query('lineage', `g.node[data-id$=${quoted('/' + suffix)}], g.node[data-id=${quoted(suffix)}]`, { attribute: 'data-id', timeoutMs: SCAN_TIMEOUT_MS });
+  assert.ok(found.count >= 1, `no node for ${suffix} in the lineage graph; views open: ${found.views.join(', ')}`);
+  const local = found.attributes.filter((id): id is string => !!id && !id.startsWith('hub:'));
+  assert.ok(local.length >= 1, `only hub nodes end with ${suffix}: ${found.attributes.join(', ')}`);
+  return local[0];
+}
+
+describe('lineage graph', function () {
+  this.timeout(120_000);
+
+  before(async () => {
+    const extension = vscode.extensions.getExtension(EXTENSION_ID);
+    assert.ok(extension, `${EXTENSION_ID} is not loaded`);
+    await extension.activate();
+    assert.ok(fs.existsSync(path.join(testLayout().zoo, 'merges', 'tiny-llama-math-code-ties')));
+  });
+
+  it('draws the merge with all its parents and saves a screenshot', async function () {
+    const probe = requireProbe(this);
+    await vscode.commands.executeCommand('graft.showLineageGraph');
+    const mergeId = await nodeIdEndingWith(probe, 'merges/tiny-llama-math-code-ties');
+    const mathId = await nodeIdEndingWith(probe, 'models/tiny-llama-math');
+    const codeId = await nodeIdEndingWith(probe, 'models/tiny-llama-code');
+    const baseId = await nodeIdEndingWith(probe, 'models/tiny-llama-base');
+    // Saved before the checks, so a failure leaves the picture behind.
+    const file = await probe.screenshot('lineage-graph');
+    assert.ok(fs.statSync(file).size > 0, `${file} is empty`);
+
+    // The two merged fine-tunes, and the base mergekit_config.yml names as the TIES reference.
+    const incoming = await probe.query('lineage', `path.edge[data-child=${quoted(mergeId)}]`, { attribute: 'data-parent', minCount: 3 });
+    assert.deepEqual([...incoming.attributes].sort(), [baseId, codeId, mathId].sort(), `parents drawn: ${incoming.attributes.join(', ')}`);
+    assert.ok(incoming.visible.every(Boolean), 'the merge edges are not rendered');
+
+    const merge = await probe.query('lineage', `g.node[data-id=${quoted(mergeId)}]`, { attribute: 'aria-label' });
+    assert.match(merge.attributes[0] ?? '', /tiny-llama-math-code-ties, merge/);
+    assert.match(merge.texts[0] ?? '', /tiny-llama-math-code-ties/);
+
+    const errors = await probe.query('lineage', '.error-banner', { timeoutMs: 300 });
+    assert.equal(errors.count, 0, `the view shows an error: ${errors.texts.join(' ')}`);
+    const legend = await probe.query('lineage', 'details.legend li');
+    assert.equal(legend.count, 10, 'the legend lists 7 kinds and 3 link styles');
+
+    const timings = await probe.evaluate<{ layoutMs: string; renderMs: string }>('lineage', '({ ...document.querySelector("svg.lineage-svg").dataset })');
+    console.log(`[graft] lineage graph layout ${timings.layoutMs} ms, drawing ${timings.renderMs} ms`);
+  });
+
+  it('draws every link of the true lineage of the zoo', async function () {
+    const probe = requireProbe(this);
+    await vscode.commands.executeCommand('graft.showLineageGraph');
+    const truth = trueLineage();
+    const ids = new Map<string, string>();
+    for (const name of new Set(truth.edges.flatMap((edge) => [edge.parent, edge.child]))) ids.set(name, await nodeIdEndingWith(probe, name));
+    const drawn = await probe.evaluate<[string, string][]>('lineage',
+      '[...document.querySelectorAll("svg.lineage-svg path.edge")].map((p) => [p.dataset.parent, p.dataset.child])');
+    const pairs = new Set(drawn.map(([parent, child]) => `${parent} -> ${child}`));
+    // Links only the weights suggest may lack a direction; accept them either way round.
+    const missing = truth.edges.filter(({ parent, child }) => {
+      const p = ids.get(parent)!;
+      const c = ids.get(child)!;
+      return !pairs.has(`${p} -> ${c}`) && !pairs.has(`${c} -> ${p}`);
+    });
+    assert.deepEqual(missing.map((edge) => `${edge.parent} -> ${edge.child}`), [], 'links of LINEAGE.json missing from the graph');
+  });
+
+  it('finds a model with the search box and centres it', async function () {
+    const probe = requireProbe(this);
+    await vscode.commands.executeCommand('graft.showLineageGraph');
+    const mergeId = await nodeIdEndingWith(probe, 'merges/tiny-llama-math-code-ties');
+    await probe.click('lineage', 'vscode-text-field');
+    await probe.type('math-code-ties');
+    await probe.press('Enter');
+    const current = await probe.query('lineage', 'g.node.current-match', { attribute: 'data-id' });
+    assert.equal(current.attributes[0], mergeId);
+    const count = await probe.query('lineage', '.match-count');
+    assert.equal(count.texts[0], '1 of 1');
+    // Centred: the node's middle is within a few pixels of the view's middle once the transition ends.
+    const offset = await probe.evaluate<{ dx: number; dy: number }>('lineage', `new Promise((resolve) => setTimeout(() => {
+      const svg = document.querySelector('svg.lineage-svg').getBoundingClientRect();
+      const node = document.querySelector('g.node.current-match').getBoundingClientRect();
+      resolve({ dx: Math.abs(node.x + node.width / 2 - (svg.x + svg.width / 2)), dy: Math.abs(node.y + node.height / 2 - (svg.y + svg.height / 2)) });
+    }, 800))`);
+    assert.ok(offset.dx < 4 && offset.dy < 4, `the match is not centred: ${JSON.stringify(offset)}`);
+    await probe.press('Escape');
+  });
+
+  it('selects and centres the model that "Show in Graph" names', async function () {
+    const probe = requireProbe(this);
+    await vscode.commands.executeCommand('graft.showLineageGraph');
+    const codeId = await nodeIdEndingWith(probe, 'models/tiny-llama-code');
+    await vscode.commands.executeCommand('graft.showInGraph', vscode.Uri.file(path.join(testLayout().zoo, 'models', 'tiny-llama-code')));
+    const selected = await probe.query('lineage', `g.node.selected[data-id=${quoted(codeId)}]`, { attribute: 'aria-current' });
+    assert.equal(selected.count, 1, 'the model is not selected in the graph');
+    assert.equal(selected.attributes[0], 'true', 'the selected node lacks aria-current');
+    // Its ancestors stay highlighted, unrelated models fade.
+    const baseId = await nodeIdEndingWith(probe, 'models/tiny-llama-base');
+    const base = await probe.query('lineage', `g.node.in-lineage[data-id=${quoted(baseId)}]`);
+    assert.equal(base.count, 1, 'the parent of the selected model is not highlighted');
+    const bertId = await nodeIdEndingWith(probe, 'models/tiny-bert');
+    const bertSelector = `g.node[data-id=${quoted(bertId)}]`;
+    const bertOpacity = await probe.evaluate<string>('lineage', `getComputedStyle(document.querySelector(${JSON.stringify(bertSelector)})).opacity`);
+    assert.ok(Number(bertOpacity) < 1, `an unrelated model is not faded (opacity ${bertOpacity})`);
+  });
+
+  it('reveals a clicked model in the sidebar tree', async function () {
+    const probe = requireProbe(this);
+    await vscode.commands.executeCommand('graft.showLineageGraph');
+    const mathId = await nodeIdEndingWith(probe, 'models/tiny-llama-math');
+    // Fit first so the node is on screen for a real click.
+    await probe.click('lineage', 'vscode-button:has-text("Fit")');
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    await probe.click('lineage', `g.node[data-id=${quoted(mathId)}]`);
+    // The row's text is the label then the description; the adapter's and the merge's labels start the same, so no hyphen may follow.
+    const isMathRow = (text: string) => /^tiny-llama-math(?!-)/.test(text);
+    let rows = await probe.workbench('.monaco-list-row.selected', { timeoutMs: 10_000 });
+    const deadline = Date.now() + 10_000;
+    while (!rows.texts.some(isMathRow) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      rows = await probe.workbench('.monaco-list-row.selected', { timeoutMs: 2_000 });
+    }
+    assert.ok(rows.texts.some(isMathRow), `the tree did not select the model; selected rows: ${rows.texts.join(' | ')}`);
+  });
+
+  it('follows a theme switch', async function () {
+    const probe = requireProbe(this);
+    await vscode.commands.executeCommand('graft.showLineageGraph');
+    await nodeIdEndingWith(probe, 'models/tiny-llama-base');
+    const fillOf = () => probe.evaluate<string>('lineage', 'getComputedStyle(document.documentElement).getPropertyValue("--lineage-base-fill").trim()');
+    const config = vscode.workspace.getConfiguration('workbench');
+    const before = await fillOf();
+    const bodyClass = () => probe.evaluate<string>('lineage', 'document.body.className');
+    const light = 'Default Light Modern';
+    const dark = 'Default Dark Modern';
+    const original = config.inspect<string>('colorTheme')?.workspaceValue;
+    const other = vscode.window.activeColorTheme.kind === vscode.ColorThemeKind.Light ? dark : light;
+    try {
+      await config.update('colorTheme', other, vscode.ConfigurationTarget.Workspace);
+      let after = before;
+      const deadline = Date.now() + 10_000;
+      while (after === before && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        after = await fillOf();
+      }
+      assert.notEqual(after, before, `the node colours did not follow the switch to ${other}`);
+      assert.match(after, /^rgb\(/);
+      assert.match(await bodyClass(), other === light ? /vscode-light/ : /vscode-dark/);
+      await probe.screenshot('lineage-graph-other-theme');
+    } finally {
+      await config.update('colorTheme', original, vscode.ConfigurationTarget.Workspace);
+    }
+  });
+});
