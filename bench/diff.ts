@@ -1,29 +1,37 @@
 // Benchmark of the exact diff against the cost of just reading its inputs.
 //
 // Writes two 1 GiB bf16 checkpoints (8 tensors of 64M elements; b = a + small noise) into a temp
-// folder, streamed through the safetensors writer a chunk at a time, then times:
-//   baseline: reading both files sequentially with positional reads of the diff's chunk size;
-//   diff:     diffCheckpoints on a WorkerPool of the default size (and of one thread per core).
-// Both are timed warm (the files were just written and are read once more before timing: this is
-// the in-page-cache case; a cold disk makes both I/O-bound and the ratio closer to 1). Peak RSS is
-// sampled on the main thread: worker threads live in the same process, so it includes them.
+// folder, streamed through the safetensors writer a chunk at a time, then times, REPEATS times:
+//   O_DIRECT read: both files read from the device with dd iflag=direct (8 MiB blocks): the time
+//     to read both files that the target is about, since a read from the page cache is a memcpy;
+//   buffered read: both files read with positional reads of the diff's read size, from a cold
+//     cache (the files' pages dropped first, see bench/lib/disk.ts) and from a warm one;
+//   exact diff: diffCheckpoints on a WorkerPool of the default size (and of one thread per core),
+//     warm and cold. The pool starts inside the timing, as it does for `graft diff`.
+// Peak RSS is sampled on the main thread every 5 ms; worker threads live in the same process, so
+// it includes them.
 //
-// Run: node scripts/build.mjs && npx tsc -p . && node out/bench/diff.js
-// GRAFT_WORKER=<path> uses another worker bundle than dist/worker.js.
+// Run: node scripts/build.mjs && npx tsc -p . && node scripts/bench.mjs diff
+// GRAFT_WORKER=<path> uses another worker bundle than dist/worker.js; TMPDIR picks the disk.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { diffCheckpoints } from '../src/core/diff/diff';
 import { DEFAULT_CHUNK_ELEMENTS, type DiffTasks } from '../src/core/diff/tasks';
+import type { DiffReport } from '../src/core/diff/types';
 import { defaultPoolSize, WorkerPool } from '../src/core/engine/pool';
 import { encodeFromFloat32, openCheckpoint, SafetensorsFileWriter } from '../src/core/safetensors';
 import { workerScript as bundledWorker } from '../test/unit/helpers';
+import { evictFromPageCache, readDirect, residentBytes } from './lib/disk';
+import { listRuns, machineLine, measure, median, type Measurement } from './lib/measure';
+import { printTable } from './lib/table';
 
 const TENSORS = 8;
 const ROWS = 8192;
 const COLS = 8192; // 64M elements, 128 MiB of bf16 per tensor
 const WRITE_CHUNK = 4 << 20;
 const REPEATS = 3;
+const TARGET_RATIO = 1.5;
 const MiB = 1024 * 1024;
 
 /** xorshift32 -> roughly normal values (sum of uniforms): cheap and deterministic. */
@@ -65,8 +73,8 @@ async function writeCheckpoints(dir: string): Promise<[string, string]> {
   return files;
 }
 
-/** What the diff cannot beat: reading every byte of both files once, in the diff's read size. */
-async function readSequentially(files: string[]): Promise<number> {
+/** Reading every byte of both files once, in the diff's read size, through the page cache. */
+async function readBuffered(files: string[]): Promise<number> {
   const buffer = new Uint8Array(DEFAULT_CHUNK_ELEMENTS * 2);
   let total = 0;
   for (const file of files) {
@@ -84,75 +92,117 @@ async function readSequentially(files: string[]): Promise<number> {
   return total;
 }
 
-/** Runs fn, sampling RSS; returns seconds and the peak RSS seen. */
-async function measure<T>(fn: () => Promise<T>): Promise<{ seconds: number; peakRss: number; value: T }> {
-  let peakRss = process.memoryUsage().rss;
-  const timer = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 10);
-  const started = process.hrtime.bigint();
-  try {
-    const value = await fn();
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    peakRss = Math.max(peakRss, process.memoryUsage().rss);
-    return { seconds, peakRss, value };
-  } finally {
-    clearInterval(timer);
-  }
+async function readBothDirect(files: string[]): Promise<number> {
+  let seconds = 0;
+  for (const file of files) seconds += (await readDirect(file)).seconds;
+  return seconds;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((x, y) => x - y);
-  return sorted[Math.floor(sorted.length / 2)];
+/** Drops both files from the page cache; returns the bytes still cached (undefined: cannot tell). */
+async function evictAll(files: string[]): Promise<number | undefined> {
+  for (const file of files) await evictFromPageCache(file);
+  const left = await Promise.all(files.map((f) => residentBytes(f)));
+  return left.some((b) => b === undefined) ? undefined : left.reduce((n: number, b) => n + b!, 0);
 }
+
+interface Series {
+  label: string;
+  workers: string;
+  cache: 'device' | 'cold' | 'warm';
+  runs: Measurement<unknown>[];
+  /** Seconds of each run when not the wall time of `runs` (dd reports its own). */
+  seconds?: number[];
+}
+
+const secondsOf = (s: Series): number[] => s.seconds ?? s.runs.map((r) => r.seconds);
 
 async function main(): Promise<void> {
   const workerScript = process.env.GRAFT_WORKER ?? bundledWorker;
   if (!fs.existsSync(workerScript)) throw new Error(`${workerScript} is missing: run \`node scripts/build.mjs\` first.`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-bench-diff-'));
   try {
+    console.log(`start: ${machineLine()}`);
     const written = await measure(() => writeCheckpoints(dir));
     const files = written.value;
     const bytes = files.reduce((n, f) => n + fs.statSync(f).size, 0);
     console.log(`wrote 2 x ${(bytes / 2 / MiB).toFixed(0)} MiB bf16 (${TENSORS} x ${ROWS}x${COLS}) in ${written.seconds.toFixed(1)} s, peak RSS ${(written.peakRss / MiB).toFixed(0)} MiB`);
     const [a, b] = await Promise.all(files.map((f) => openCheckpoint(f)));
 
-    await readSequentially(files); // warm the page cache
-    const rssBefore = process.memoryUsage().rss;
     const sizes = [...new Set([defaultPoolSize(), os.availableParallelism()])];
-    const baseline: number[] = [];
-    const baselinePeak: number[] = [];
-    const diff = new Map<number, { seconds: number[]; peak: number[]; relL2: number }>();
-    for (const size of sizes) diff.set(size, { seconds: [], peak: [], relL2: 0 });
+    const direct: Series = { label: 'read both, O_DIRECT (dd, 8 MiB blocks)', workers: '-', cache: 'device', runs: [], seconds: [] };
+    const coldRead: Series = { label: `read both, buffered (${(DEFAULT_CHUNK_ELEMENTS * 2) / MiB} MiB preads)`, workers: '-', cache: 'cold', runs: [] };
+    const warmRead: Series = { ...coldRead, cache: 'warm', runs: [] };
+    const diffs = sizes.flatMap((size) =>
+      (['warm', 'cold'] as const).map((cache): Series & { size: number } => ({ label: 'exact diff', workers: String(size), cache, runs: [], size })),
+    );
+    const reports: DiffReport[] = [];
+    let leftCached: number | undefined = 0;
+    const noteEviction = (left: number | undefined) => (leftCached = left === undefined || leftCached === undefined ? undefined : Math.max(leftCached, left));
 
     for (let repeat = 0; repeat < REPEATS; repeat++) {
-      const read = await measure(() => readSequentially(files));
-      baseline.push(read.seconds);
-      baselinePeak.push(read.peakRss);
-      for (const size of sizes) {
-        const pool = new WorkerPool<DiffTasks>({ workerScript, size });
+      const d = await measure(() => readBothDirect(files));
+      direct.runs.push(d);
+      direct.seconds!.push(d.value);
+
+      noteEviction(await evictAll(files));
+      coldRead.runs.push(await measure(() => readBuffered(files)));
+      warmRead.runs.push(await measure(() => readBuffered(files)));
+
+      for (const series of diffs) {
+        if (series.cache === 'cold') noteEviction(await evictAll(files));
+        else await readBuffered(files);
+        const pool = new WorkerPool<DiffTasks>({ workerScript, size: series.size });
         try {
           const run = await measure(() => diffCheckpoints(pool, a, b));
-          const entry = diff.get(size)!;
-          entry.seconds.push(run.seconds);
-          entry.peak.push(run.peakRss);
-          entry.relL2 = run.value.summary.rel_l2 ?? NaN;
+          series.runs.push(run);
+          reports.push(run.value);
         } finally {
           await pool.dispose();
         }
       }
     }
 
-    const base = median(baseline);
-    console.log(`baseline: read both files sequentially (${(DEFAULT_CHUNK_ELEMENTS * 2) / MiB} MiB reads): median ${base.toFixed(3)} s = ${((bytes / MiB) / base).toFixed(0)} MiB/s (runs ${baseline.map((s) => s.toFixed(3)).join(', ')})`);
-    for (const [size, entry] of diff) {
-      const seconds = median(entry.seconds);
-      const peakAbove = Math.max(...entry.peak) - Math.max(rssBefore, ...baselinePeak);
-      const label = size === defaultPoolSize() ? `${size} worker(s), the default` : `${size} worker(s), one per core`;
+    // Every run compared the same files: their summaries agree up to the order partial sums were added in.
+    const first = reports[0].summary;
+    for (const report of reports) {
+      const s = report.summary;
+      const relL2 = s.rel_l2 ?? NaN;
+      const agrees = Number.isFinite(relL2) && Math.abs(relL2 - (first.rel_l2 ?? NaN)) <= 1e-12 * relL2;
+      if (s.numel !== TENSORS * ROWS * COLS || s.frac_changed !== first.frac_changed || !agrees) {
+        throw new Error(`diff runs disagree: ${JSON.stringify(s)} vs ${JSON.stringify(first)}`);
+      }
+    }
+
+    const directSeconds = median(secondsOf(direct));
+    const sameCacheRead = (cache: Series['cache']) => median(secondsOf(cache === 'cold' ? coldRead : cache === 'warm' ? warmRead : direct));
+    const rows = [direct, coldRead, warmRead, ...diffs].map((series) => {
+      const seconds = median(secondsOf(series));
+      const peak = Math.max(...series.runs.map((r) => r.peakRss));
+      const above = Math.max(...series.runs.map((r) => r.peakRss - r.startRss));
+      return [
+        series.label, series.workers, series.cache, seconds.toFixed(3), series.cache === 'device' ? '-' : median(series.runs.map((r) => r.cpuSeconds)).toFixed(3), (bytes / MiB / seconds).toFixed(0),
+        (seconds / directSeconds).toFixed(2), (seconds / sameCacheRead(series.cache)).toFixed(2),
+        (peak / MiB).toFixed(0), (above / MiB).toFixed(0), listRuns(secondsOf(series)),
+      ];
+    });
+    console.log(`${REPEATS} runs each, medians; CPU s = the process's user + system time, all threads (dd's is its own process: not counted); MiB/s = both files' bytes / seconds; cold = the files' pages dropped from the page cache first`);
+    printTable(['step', 'workers', 'cache', 'seconds', 'CPU s', 'MiB/s', 'x O_DIRECT read', 'x read, same cache', 'peak RSS MiB', 'above start MiB', 'runs (s)'], rows);
+    if (leftCached === undefined) console.log('page cache: eviction not verified (fincore from util-linux is not installed)');
+    else console.log(`page cache: at most ${(leftCached / MiB).toFixed(1)} MiB of the ${(bytes / MiB).toFixed(0)} MiB were still cached after an eviction`);
+    console.log(`result: rel_l2 ${first.rel_l2?.toExponential(6)}, frac_changed ${first.frac_changed.toFixed(6)}, cosine ${first.cosine.toFixed(9)} over ${first.numel.toLocaleString('en-US')} elements (all ${reports.length} runs agree)`);
+
+    // The verdicts, one per notion of "the time to read both files".
+    for (const size of sizes) {
+      const cold = median(secondsOf(diffs.find((s) => s.size === size && s.cache === 'cold')!));
+      const warm = median(secondsOf(diffs.find((s) => s.size === size && s.cache === 'warm')!));
+      const verdict = (ratio: number) => `${ratio.toFixed(2)}x ${ratio <= TARGET_RATIO ? 'MET' : 'NOT MET'}`;
       console.log(
-        `exact diff, ${label}: median ${seconds.toFixed(3)} s = ${(seconds / base).toFixed(2)}x baseline (target <= 1.5x; runs ${entry.seconds.map((s) => s.toFixed(3)).join(', ')}), ` +
-          `peak RSS ${(Math.max(...entry.peak) / MiB).toFixed(0)} MiB = ${(peakAbove / MiB).toFixed(0)} MiB above the baseline's, rel_l2 ${entry.relL2.toFixed(5)}`,
+        `target <= ${TARGET_RATIO}x read time, ${size} worker(s)${size === defaultPoolSize() ? ' (default)' : ''}: ` +
+          `cold diff vs O_DIRECT read ${verdict(cold / directSeconds)}; cold diff vs cold buffered read ${verdict(cold / sameCacheRead('cold'))}; ` +
+          `warm diff vs O_DIRECT read ${verdict(warm / directSeconds)}; warm diff vs warm page-cache read ${verdict(warm / sameCacheRead('warm'))}`,
       );
     }
-    console.log(`cores ${os.availableParallelism()}, default pool size ${defaultPoolSize()}, node ${process.version}`);
+    console.log(`${machineLine()}; default pool size ${defaultPoolSize()}`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -1,0 +1,354 @@
+// Benchmark of the checkpoint inspector's first paint for a 10,000-tensor checkpoint (target:
+// under 300 ms from opening the file to the first rows of the table on screen).
+//
+// Writes a checkpoint of 10,000 small tensors with llama-like names (294 MoE-style layers of 34
+// tensors, plus embeddings, final norm, head and rotary frequencies) into a temp folder, then:
+//   host:    what InspectorSession.load does before posting: openCheckpoint + summarizeCheckpoint,
+//            plus JSON.stringify of the {type:'summary'} message (how a webview message crosses
+//            the process boundary). The first run is reported alone as "cold" (nothing JIT-compiled).
+//   webview: dist/webview/inspector.js in headless Chromium, on a page that stands in for the VS
+//            Code webview (acquireVsCodeApi, the two stylesheets, a dark theme's --vscode-*
+//            colours). After the webview posts {type:'ready'}, the page parses the message text
+//            and dispatches it with window.postMessage; the time runs until the first tensor rows
+//            are in the DOM and two animation frames later (a frame has painted with them). Each
+//            run reloads the page; the first is reported alone as "cold".
+//   first paint = host + webview (the IPC hop between them is not modelled), against 300 ms;
+//   then the row elements in the DOM (virtualization keeps them near the rows in view) and one
+//   re-render after scrolling to the middle. A screenshot goes to test-results/bench-inspector.png.
+//
+// Run: node scripts/build.mjs && npx tsc -p . && node scripts/bench.mjs inspector
+// GRAFT_CHROMIUM=<path> picks the browser (default: chromium on PATH).
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { summarizeCheckpoint } from '../src/extension/inspector/summary';
+import { openCheckpoint, writeSafetensors, type DType } from '../src/core/safetensors';
+import type { InspectorToWebview } from '../src/shared/protocol/inspector';
+import { repoRoot } from '../test/unit/helpers';
+import { launchChromium } from './lib/chromium';
+import { listRuns, machineLine, median } from './lib/measure';
+import { printTable } from './lib/table';
+
+const TARGET_MS = 300;
+const LAYERS = 294;
+const HOST_RUNS = 15;
+const WEBVIEW_RUNS = 8;
+const VIEWPORT = { width: 1280, height: 800 };
+/** The inspector's fixed row height (webview/inspector/main.ts) and the list's overscan (virtualList.ts). */
+const ROW_HEIGHT = 24;
+const OVERSCAN_ROWS = 8;
+
+// Small dimensions: the header is what matters, the file stays a few MB.
+const HIDDEN = 16;
+const KV = 4;
+const EXPERTS = 6;
+const EXPERT_FF = 8;
+const SHARED_FF = 32;
+const VOCAB = 256;
+
+interface Spec {
+  name: string;
+  dtype: DType;
+  shape: number[];
+}
+
+/** 34 tensors per layer: attention with biases and q/k norms, a router, a shared expert and 6 experts. */
+function layerSpecs(layer: number): Spec[] {
+  const p = `model.layers.${layer}`;
+  const bf16 = (name: string, ...shape: number[]): Spec => ({ name: `${p}.${name}`, dtype: 'BF16', shape });
+  const f32 = (name: string, ...shape: number[]): Spec => ({ name: `${p}.${name}`, dtype: 'F32', shape });
+  const specs = [
+    bf16('self_attn.q_proj.weight', HIDDEN, HIDDEN), bf16('self_attn.q_proj.bias', HIDDEN),
+    bf16('self_attn.k_proj.weight', KV, HIDDEN), bf16('self_attn.k_proj.bias', KV),
+    bf16('self_attn.v_proj.weight', KV, HIDDEN), bf16('self_attn.v_proj.bias', KV),
+    bf16('self_attn.o_proj.weight', HIDDEN, HIDDEN),
+    f32('self_attn.q_norm.weight', KV), f32('self_attn.k_norm.weight', KV),
+    f32('input_layernorm.weight', HIDDEN), f32('post_attention_layernorm.weight', HIDDEN),
+    bf16('mlp.gate.weight', EXPERTS, HIDDEN),
+    bf16('mlp.shared_expert.gate_proj.weight', SHARED_FF, HIDDEN), bf16('mlp.shared_expert.up_proj.weight', SHARED_FF, HIDDEN),
+    bf16('mlp.shared_expert.down_proj.weight', HIDDEN, SHARED_FF), bf16('mlp.shared_expert_gate.weight', 1, HIDDEN),
+  ];
+  for (let e = 0; e < EXPERTS; e++) {
+    specs.push(
+      bf16(`mlp.experts.${e}.gate_proj.weight`, EXPERT_FF, HIDDEN),
+      bf16(`mlp.experts.${e}.up_proj.weight`, EXPERT_FF, HIDDEN),
+      bf16(`mlp.experts.${e}.down_proj.weight`, HIDDEN, EXPERT_FF),
+    );
+  }
+  return specs;
+}
+
+async function writeCheckpoint(file: string): Promise<number> {
+  const specs: Spec[] = [
+    { name: 'model.embed_tokens.weight', dtype: 'BF16', shape: [VOCAB, HIDDEN] },
+    { name: 'model.norm.weight', dtype: 'F32', shape: [HIDDEN] },
+    { name: 'lm_head.weight', dtype: 'BF16', shape: [VOCAB, HIDDEN] },
+    { name: 'model.rotary_emb.inv_freq', dtype: 'F32', shape: [KV / 2] },
+  ];
+  for (let layer = 0; layer < LAYERS; layer++) specs.push(...layerSpecs(layer));
+  // Values do not matter to the inspector: zeros of the right length.
+  const tensors = specs.map((s) => ({ ...s, data: new Uint8Array((s.shape.reduce((n, d) => n * d, 1) * (s.dtype === 'F32' ? 32 : 16)) / 8) }));
+  await writeSafetensors(file, tensors, { format: 'pt', generator: 'graft bench/inspector' });
+  return specs.length;
+}
+
+function readPrefix(file: string, length: number): Buffer {
+  const buffer = Buffer.alloc(length);
+  const fd = fs.openSync(file, 'r');
+  try {
+    fs.readSync(fd, buffer, 0, length, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return buffer;
+}
+
+interface HostRun {
+  openMs: number;
+  summarizeMs: number;
+  stringifyMs: number;
+  totalMs: number;
+  /** CPU time of the process meanwhile (user + system): what totalMs would be on an idle machine, roughly. */
+  cpuMs: number;
+  text: string;
+}
+
+/** What the extension host does between the webview's 'ready' and posting the summary. */
+async function hostRun(file: string): Promise<HostRun> {
+  const cpuAtStart = process.cpuUsage();
+  const started = performance.now();
+  const layout = await openCheckpoint(file);
+  const opened = performance.now();
+  const summary = summarizeCheckpoint(layout, opened - started);
+  const summarized = performance.now();
+  const message: InspectorToWebview = { type: 'summary', summary };
+  const text = JSON.stringify(message);
+  const done = performance.now();
+  const cpu = process.cpuUsage(cpuAtStart);
+  return { openMs: opened - started, summarizeMs: summarized - opened, stringifyMs: done - summarized, totalMs: done - started, cpuMs: (cpu.user + cpu.system) / 1000, text };
+}
+
+// The stand-in for VS Code's webview host page. The harness runs inside the page (it is page
+// JavaScript, kept as text because this project's tsconfig has no DOM types).
+const THEME = {
+  '--vscode-font-family': 'system-ui, sans-serif',
+  '--vscode-font-size': '13px',
+  '--vscode-editor-font-family': 'monospace',
+  '--vscode-editor-font-size': '12px',
+  '--vscode-foreground': '#cccccc',
+  '--vscode-descriptionForeground': '#9d9d9d',
+  '--vscode-editor-background': '#1e1e1e',
+  '--vscode-panel-border': '#80808059',
+  '--vscode-focusBorder': '#007fd4',
+  '--vscode-textLink-foreground': '#3794ff',
+  '--vscode-list-hoverBackground': '#2a2d2e',
+  '--vscode-list-activeSelectionBackground': '#04395e',
+  '--vscode-list-activeSelectionForeground': '#ffffff',
+  '--vscode-sideBarSectionHeader-background': '#252526',
+  '--vscode-badge-background': '#4d4d4d',
+  '--vscode-badge-foreground': '#ffffff',
+  '--vscode-input-background': '#3c3c3c',
+  '--vscode-input-foreground': '#cccccc',
+  '--vscode-input-placeholderForeground': '#a6a6a6',
+  '--vscode-progressBar-background': '#0e70c0',
+  '--vscode-charts-blue': '#3794ff',
+};
+
+const HARNESS = `
+(() => {
+  const bench = { state: undefined, text: '', hostMessages: [] };
+  bench.ready = new Promise((resolve) => { bench.resolveReady = resolve; });
+  window.acquireVsCodeApi = () => ({
+    postMessage(message) {
+      bench.hostMessages.push(message);
+      if (message && message.type === 'ready') bench.resolveReady(performance.now());
+    },
+    getState() { return bench.state; },
+    setState(state) { bench.state = state; },
+  });
+  const nextFrame = () => new Promise((resolve) => requestAnimationFrame(() => resolve()));
+  const painted = async () => { await nextFrame(); await nextFrame(); return performance.now(); };
+  const rowElements = () => [...document.querySelectorAll('.viewport .row')];
+  const counts = () => {
+    const all = rowElements();
+    const viewport = document.querySelector('.viewport');
+    return {
+      rowElements: all.length,
+      visibleRows: all.filter((r) => !r.hidden).length,
+      tensorRows: all.filter((r) => !r.hidden && r.dataset.name).length,
+      rowsInView: viewport ? Math.ceil(viewport.clientHeight / ${ROW_HEIGHT}) : 0,
+    };
+  };
+  /** Resolves with the time of the first DOM mutation under root after which done() holds. */
+  const mutationUntil = (root, options, done) => new Promise((resolve) => {
+    const observer = new MutationObserver(() => { if (done()) { observer.disconnect(); resolve(performance.now()); } });
+    observer.observe(root, options);
+  });
+  bench.deliver = async () => {
+    const started = performance.now();
+    const message = JSON.parse(bench.text);
+    const parsed = performance.now();
+    const rowsShown = mutationUntil(document.getElementById('app'), { childList: true, subtree: true }, () => document.querySelector('.viewport .row[data-name]') !== null);
+    window.postMessage(message, '*');
+    const rowsAt = await rowsShown;
+    const paintedAt = await painted();
+    return { parseMs: parsed - started, rowsMs: rowsAt - started, paintMs: paintedAt - started, ...counts() };
+  };
+  bench.scrollToMiddle = async () => {
+    const viewport = document.querySelector('.viewport');
+    const target = Math.floor((viewport.scrollHeight - viewport.clientHeight) / 2);
+    const firstIndex = () => Number(rowElements()[0].dataset.index);
+    const expected = Math.max(0, Math.floor(target / ${ROW_HEIGHT}) - ${OVERSCAN_ROWS});
+    const started = performance.now();
+    const redrawn = mutationUntil(viewport, { childList: true, subtree: true, attributes: true }, () => firstIndex() >= expected);
+    viewport.scrollTop = target;
+    const rowsAt = await redrawn;
+    const paintedAt = await painted();
+    const first = rowElements().find((r) => !r.hidden && r.dataset.name);
+    return { rowsMs: rowsAt - started, paintMs: paintedAt - started, scrollTop: viewport.scrollTop, firstIndex: firstIndex(), firstName: first ? first.dataset.name : null, ...counts() };
+  };
+  window.graftBench = bench;
+})();
+`;
+
+function writePage(dir: string): string {
+  fs.copyFileSync(path.join(repoRoot, 'dist', 'webview', 'inspector.js'), path.join(dir, 'inspector.js'));
+  for (const css of ['webview.css', 'inspector.css']) fs.copyFileSync(path.join(repoRoot, 'media', css), path.join(dir, css));
+  const theme = Object.entries(THEME).map(([k, v]) => `${k}: ${v};`).join(' ');
+  const html = `<!DOCTYPE html>
+<html lang="en" style="${theme}">
+<head>
+<meta charset="UTF-8">
+<link rel="stylesheet" href="webview.css">
+<link rel="stylesheet" href="inspector.css">
+<title>Graft inspector benchmark</title>
+<script>${HARNESS}</script>
+</head>
+<body data-view="inspector" class="vscode-dark">
+<div id="app" role="main"></div>
+<script src="inspector.js"></script>
+</body>
+</html>`;
+  const file = path.join(dir, 'index.html');
+  fs.writeFileSync(file, html);
+  return pathToFileURL(file).href;
+}
+
+interface FirstPaint {
+  parseMs: number;
+  rowsMs: number;
+  paintMs: number;
+  rowElements: number;
+  visibleRows: number;
+  tensorRows: number;
+  /** Rows the table's viewport has room for. */
+  rowsInView: number;
+}
+
+interface Rerender {
+  rowsMs: number;
+  paintMs: number;
+  scrollTop: number;
+  firstIndex: number;
+  firstName: string | null;
+  rowElements: number;
+  visibleRows: number;
+  rowsInView: number;
+}
+
+async function main(): Promise<void> {
+  const bundle = path.join(repoRoot, 'dist', 'webview', 'inspector.js');
+  if (!fs.existsSync(bundle)) throw new Error(`${bundle} is missing: run \`node scripts/build.mjs\` first.`);
+  console.log(`start: ${machineLine()}`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-bench-inspector-'));
+  let chromium: Awaited<ReturnType<typeof launchChromium>> | undefined;
+  try {
+    const file = path.join(dir, 'model.safetensors');
+    const tensorCount = await writeCheckpoint(file);
+    const fileBytes = fs.statSync(file).size;
+    const headerBytes = Number(readPrefix(file, 8).readBigUInt64LE(0));
+
+    // (a) host
+    const host: HostRun[] = [];
+    for (let i = 0; i <= HOST_RUNS; i++) host.push(await hostRun(file));
+    const summaryText = host[0].text;
+    const summary = (JSON.parse(summaryText) as Extract<InspectorToWebview, { type: 'summary' }>).summary;
+    if (summary.tensors.length !== tensorCount) throw new Error(`the summary lists ${summary.tensors.length} tensors, the file holds ${tensorCount}`);
+    const warmHost = host.slice(1);
+    const hostMedian = (key: keyof Omit<HostRun, 'text'>) => median(warmHost.map((r) => r[key]));
+
+    // (b) webview
+    chromium = await launchChromium(VIEWPORT);
+    const { page } = chromium;
+    const pageErrors: string[] = [];
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    page.on('console', (message) => {
+      if (message.type() === 'error') pageErrors.push(message.text());
+    });
+    const url = writePage(dir);
+    const webview: FirstPaint[] = [];
+    let rerender: Rerender | undefined;
+    for (let i = 0; i <= WEBVIEW_RUNS; i++) {
+      await page.goto(url);
+      await page.evaluate('window.graftBench.ready');
+      await page.evaluate((text: string) => {
+        (globalThis as unknown as { graftBench: { text: string } }).graftBench.text = text;
+      }, summaryText);
+      webview.push((await page.evaluate('window.graftBench.deliver()')) as FirstPaint);
+      if (i === WEBVIEW_RUNS) {
+        fs.mkdirSync(path.join(repoRoot, 'test-results'), { recursive: true });
+        await page.screenshot({ path: path.join(repoRoot, 'test-results', 'bench-inspector.png') });
+        rerender = (await page.evaluate('window.graftBench.scrollToMiddle()')) as Rerender;
+      }
+    }
+    if (pageErrors.length) throw new Error(`the inspector webview reported errors:\n${pageErrors.join('\n')}`);
+    const warmView = webview.slice(1);
+    const viewMedian = (key: 'parseMs' | 'rowsMs' | 'paintMs') => median(warmView.map((r) => r[key]));
+
+    const ms = (v: number) => v.toFixed(1);
+    console.log(`checkpoint: ${tensorCount.toLocaleString('en-US')} tensors (${LAYERS} layers), header ${(headerBytes / 1e6).toFixed(2)} MB of a ${(fileBytes / 1e6).toFixed(2)} MB file; summary message ${(summaryText.length / 1e6).toFixed(2)} MB of JSON`);
+    console.log(`times in ms; cold = first run (host: first call in this process; webview: first page load in a fresh browser); warm = median of ${HOST_RUNS} host and ${WEBVIEW_RUNS} webview runs`);
+    const hostCold = host[0];
+    const webCold = webview[0];
+    printTable(
+      ['step', 'cold', 'warm', 'warm runs'],
+      [
+        ['host: openCheckpoint (read + validate header)', ms(hostCold.openMs), ms(hostMedian('openMs')), listRuns(warmHost.map((r) => r.openMs), 1)],
+        ['host: summarizeCheckpoint', ms(hostCold.summarizeMs), ms(hostMedian('summarizeMs')), listRuns(warmHost.map((r) => r.summarizeMs), 1)],
+        ['host: JSON.stringify(message)', ms(hostCold.stringifyMs), ms(hostMedian('stringifyMs')), listRuns(warmHost.map((r) => r.stringifyMs), 1)],
+        ['(a) host total', ms(hostCold.totalMs), ms(hostMedian('totalMs')), listRuns(warmHost.map((r) => r.totalMs), 1)],
+        ['    its CPU time (user + system)', ms(hostCold.cpuMs), ms(hostMedian('cpuMs')), listRuns(warmHost.map((r) => r.cpuMs), 1)],
+        ['webview: JSON.parse(message)', ms(webCold.parseMs), ms(viewMedian('parseMs')), listRuns(warmView.map((r) => r.parseMs), 1)],
+        ['webview: rows in the DOM', ms(webCold.rowsMs), ms(viewMedian('rowsMs')), listRuns(warmView.map((r) => r.rowsMs), 1)],
+        ['(b) webview: rows painted (2 frames later)', ms(webCold.paintMs), ms(viewMedian('paintMs')), listRuns(warmView.map((r) => r.paintMs), 1)],
+        ['first paint = (a) + (b)', ms(hostCold.totalMs + webCold.paintMs), ms(hostMedian('totalMs') + viewMedian('paintMs')), ''],
+      ],
+    );
+    const verdict = (v: number) => `${ms(v)} ms ${v < TARGET_MS ? 'MET' : 'NOT MET'}`;
+    console.log(`target first paint < ${TARGET_MS} ms: warm ${verdict(hostMedian('totalMs') + viewMedian('paintMs'))}; cold ${verdict(hostCold.totalMs + webCold.paintMs)}`);
+    // Wall time on a shared machine includes waiting for a core; CPU time does not (but counts V8's parallel GC threads).
+    console.log(`  with the host's CPU time in place of its wall time (all threads, so it can exceed the wall time): warm ${verdict(hostMedian('cpuMs') + viewMedian('paintMs'))}; cold ${verdict(hostCold.cpuMs + webCold.paintMs)}`);
+
+    const last = webview[webview.length - 1];
+    console.log(
+      `virtualization: ${last.rowElements} row elements in the DOM (${last.visibleRows} shown, ${last.tensorRows} of them tensors) for ${summary.tensors.length.toLocaleString('en-US')} tensors ` +
+        `and ${LAYERS + 1} group headers; the table's viewport has room for ${last.rowsInView} rows (plus the list's overscan)`,
+    );
+    if (rerender) {
+      console.log(
+        `scroll to the middle (scrollTop ${rerender.scrollTop} px, first row #${rerender.firstIndex}, "${rerender.firstName}"): rows re-rendered after ${ms(rerender.rowsMs)} ms, painted after ${ms(rerender.paintMs)} ms; ${rerender.rowElements} row elements (${rerender.visibleRows} shown, room for ${rerender.rowsInView})`,
+      );
+    }
+    console.log(`screenshot: test-results/bench-inspector.png (${VIEWPORT.width}x${VIEWPORT.height}, after the last first paint)`);
+    console.log(`end: ${machineLine()}`);
+  } finally {
+    await chromium?.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+void main().catch((error) => {
+  console.error(error instanceof Error ? error.stack : error);
+  process.exitCode = 1;
+});
