@@ -1,11 +1,11 @@
 // `graft diff <a> <b> [--base <c>] [--json] [--quick] [--top N]`: what fine-tuning changed, and where.
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { diffCheckpoints } from '../../core/diff/diff';
 import { summarizeLayers } from '../../core/diff/layers';
 import type { DiffReport, TensorDiff } from '../../core/diff/types';
 import { openCheckpoint } from '../../core/safetensors';
 import type { CheckpointLayout } from '../../core/safetensors/types';
+import { parseCommandLine } from '../args';
 import { UsageError, type CliCommand, type CliContext } from '../context';
 
 const DEFAULT_TOP = 10;
@@ -57,21 +57,12 @@ export const diffCommand: CliCommand = {
 };
 
 function parseOptions(args: string[]) {
-  try {
-    return parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        base: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        quick: { type: 'boolean', default: false },
-        top: { type: 'string' },
-      },
-    });
-  } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message : String(error));
-  }
+  return parseCommandLine(args, {
+    base: { type: 'string' },
+    json: { type: 'boolean', default: false },
+    quick: { type: 'boolean', default: false },
+    top: { type: 'string' },
+  });
 }
 
 function parseTop(value: string | undefined): number {

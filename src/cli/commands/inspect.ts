@@ -2,13 +2,12 @@
 // and with --stats per-tensor statistics computed on the worker pool.
 
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { mapLimit } from '../../core/engine/pool';
 import { formatBytes, formatCount, formatParameters, formatShape } from '../../core/format';
 import { canDecode, openCheckpoint, type CheckpointLayout, type DType, type TensorRef } from '../../core/safetensors';
 import { computeTensorStats, type TensorStats } from '../../core/stats';
 import type { CliCommand, CliContext } from '../context';
-import { parseOrUsage, pathArgument } from './validate';
+import { parseCommandLine, pathArgument } from '../args';
 
 const USAGE = `Usage: graft inspect <file.safetensors | folder | *.safetensors.index.json> [--json] [--stats]
 
@@ -166,9 +165,7 @@ export const inspectCommand: CliCommand = {
   summary: 'list the tensors, dtypes, shapes, metadata and size of a checkpoint (--stats for values)',
   usage: USAGE,
   async run(args, ctx) {
-    const { values, positionals } = parseOrUsage(() =>
-      parseArgs({ args, options: { json: { type: 'boolean' }, stats: { type: 'boolean' } }, allowPositionals: true, strict: true }),
-    );
+    const { values, positionals } = parseCommandLine(args, { json: { type: 'boolean' }, stats: { type: 'boolean' } });
     const target = await pathArgument(positionals, ctx, 'file or folder to inspect');
     const report = await inspectTarget(target, ctx, values.stats ?? false);
     if (values.json) {

@@ -2,10 +2,10 @@
 // under a folder came from, from what its files declare and, where they declare nothing, its weights.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { scanCatalog } from '../../core/catalog';
 import { buildLineage } from '../../core/lineage/build';
 import type { LineageEdge, LineageGraph, LineageNode } from '../../core/lineage/types';
+import { parseCommandLine } from '../args';
 import { UsageError, type CliCommand } from '../context';
 
 const USAGE = `Usage: graft lineage <dir> [--json] [--no-infer] [--hf-cache <dir> | --no-hf-cache]
@@ -51,21 +51,12 @@ export const lineageCommand: CliCommand = {
 };
 
 function parseOptions(args: string[]) {
-  try {
-    return parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        json: { type: 'boolean', default: false },
-        'no-infer': { type: 'boolean', default: false },
-        'hf-cache': { type: 'string' },
-        'no-hf-cache': { type: 'boolean', default: false },
-      },
-    });
-  } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message : String(error));
-  }
+  return parseCommandLine(args, {
+    json: { type: 'boolean', default: false },
+    'no-infer': { type: 'boolean', default: false },
+    'hf-cache': { type: 'string' },
+    'no-hf-cache': { type: 'boolean', default: false },
+  });
 }
 
 function checkFolder(dir: string, what: string): void {

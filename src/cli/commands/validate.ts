@@ -1,12 +1,10 @@
 // `graft validate`: checks a .safetensors file (or a sharded checkpoint: its index and every
 // shard) exactly as safetensors 0.8.0 would, and says why it would be refused.
 
-import { promises as fsp } from 'node:fs';
-import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { formatBytes, formatParameters } from '../../core/format';
 import { isSafetensorsError, openCheckpoint, type CheckpointLayout } from '../../core/safetensors';
-import { UsageError, type CliCommand, type CliContext } from '../context';
+import { parseCommandLine, pathArgument } from '../args';
+import type { CliCommand } from '../context';
 
 const USAGE = `Usage: graft validate <file.safetensors | folder | *.safetensors.index.json> [--json]
 
@@ -30,27 +28,6 @@ export interface ValidateReport {
   tensors: number;
 }
 
-/** Runs node:util parseArgs, turning its errors (unknown option, missing value) into usage errors. */
-export function parseOrUsage<T>(parse: () => T): T {
-  try {
-    return parse();
-  } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message : String(error));
-  }
-}
-
-/** The one path argument, resolved and checked to exist (a missing path is a usage error). */
-export async function pathArgument(positionals: string[], ctx: CliContext, what: string): Promise<string> {
-  if (positionals.length === 0) throw new UsageError(`missing the ${what}.`);
-  if (positionals.length > 1) throw new UsageError(`expected one ${what}, got ${positionals.length}: ${positionals.join(' ')}.`);
-  const target = path.resolve(ctx.cwd, positionals[0]);
-  try {
-    await fsp.stat(target);
-  } catch {
-    throw new UsageError(`"${positionals[0]}" does not exist.`);
-  }
-  return target;
-}
 
 /** Validates what `target` points at; never throws for an invalid checkpoint, only reports. */
 export async function validateTarget(target: string): Promise<{ report: ValidateReport; layout?: CheckpointLayout }> {
@@ -68,7 +45,7 @@ export const validateCommand: CliCommand = {
   summary: 'check that a safetensors file or checkpoint loads, exactly as safetensors 0.8.0 decides',
   usage: USAGE,
   async run(args, ctx) {
-    const { values, positionals } = parseOrUsage(() => parseArgs({ args, options: { json: { type: 'boolean' } }, allowPositionals: true, strict: true }));
+    const { values, positionals } = parseCommandLine(args, { json: { type: 'boolean' } });
     const target = await pathArgument(positionals, ctx, 'file or folder to validate');
     const { report, layout } = await validateTarget(target);
     if (values.json) {

@@ -1,0 +1,29 @@
+// Argument helpers shared by the `graft` subcommands.
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { UsageError, type CliContext } from './context';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** node:util parseArgs (strict, positionals allowed), with its errors turned into usage errors. */
+export function parseCommandLine<O extends Options>(args: string[], options: O) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+}
+
+/** The one path argument, resolved and checked to exist (a missing path is a usage error). */
+export async function pathArgument(positionals: string[], ctx: CliContext, what: string): Promise<string> {
+  if (positionals.length === 0) throw new UsageError(`missing the ${what}.`);
+  if (positionals.length > 1) throw new UsageError(`expected one ${what}, got ${positionals.length}: ${positionals.join(' ')}.`);
+  const target = path.resolve(ctx.cwd, positionals[0]);
+  try {
+    await fsp.stat(target);
+  } catch {
+    throw new UsageError(`"${positionals[0]}" does not exist.`);
+  }
+  return target;
+}
