@@ -7,6 +7,9 @@ import type { CatalogEntry } from '../core/catalog/types';
 import type { LineageElement } from './lineage/lineageTree';
 import type { ModelIndex } from './lineage/modelIndex';
 
+/** The checkpoint inspector's custom editor (package.json contributes.customEditors). */
+export const INSPECTOR_VIEW_TYPE = 'graft.inspector';
+
 export function isLineageElement(value: unknown): value is LineageElement {
   return typeof value === 'object' && value !== null && 'node' in value && 'key' in value;
 }
@@ -59,6 +62,5 @@ export function inspectableFileOfEntry(entry: CatalogEntry): string | undefined 
 
 /** Opens the checkpoint inspector on a file. */
 export async function openInspector(file: string): Promise<void> {
-  const viewType = file.endsWith('.index.json') ? 'graft.inspector.index' : 'graft.inspector';
-  await vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(file), viewType);
+  await vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(file), INSPECTOR_VIEW_TYPE);
 }

@@ -10,9 +10,8 @@ import { computeTensorStats } from '../../core/stats';
 import type { InspectorError, InspectorSummary, InspectorToHost, InspectorToWebview } from '../../shared/protocol/inspector';
 import { summarizeCheckpoint } from './summary';
 import type { Engine } from '../engine';
+import { INSPECTOR_VIEW_TYPE } from '../targets';
 import { renderWebviewHtml, webviewOptions } from '../webviews/html';
-
-export const INSPECTOR_VIEW_TYPES = ['graft.inspector', 'graft.inspector.index'] as const;
 
 class CheckpointDocument implements vscode.CustomDocument {
   constructor(readonly uri: vscode.Uri) {}
@@ -28,11 +27,7 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<Ch
 
   static register(extensionUri: vscode.Uri, engine: Engine, log: vscode.LogOutputChannel): vscode.Disposable {
     const provider = new InspectorProvider(extensionUri, engine, log);
-    return vscode.Disposable.from(
-      ...INSPECTOR_VIEW_TYPES.map((viewType) =>
-        vscode.window.registerCustomEditorProvider(viewType, provider, { webviewOptions: { retainContextWhenHidden: false }, supportsMultipleEditorsPerDocument: true }),
-      ),
-    );
+    return vscode.window.registerCustomEditorProvider(INSPECTOR_VIEW_TYPE, provider, { supportsMultipleEditorsPerDocument: true });
   }
 
   openCustomDocument(uri: vscode.Uri): CheckpointDocument {
