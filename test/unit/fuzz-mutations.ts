@@ -2,8 +2,26 @@
 // and the long fuzz run (bench/fuzz-long.ts): byte flips, truncations, length-field lies, and
 // edits of the header JSON that aim at each validation rule.
 
+import * as fs from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { canDecode, planSafetensors, readElements, readHeaderFrom, SafetensorsError, type SafetensorsHeader } from '../../src/core/safetensors';
+import * as path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import {
+  canDecode,
+  checkHeaderLength,
+  dtypeBits,
+  parseHeader,
+  planSafetensors,
+  readElements,
+  readHeaderFrom,
+  SafetensorsError,
+  type HeaderRule,
+  type SafetensorsHeader,
+  type TensorInfo,
+} from '../../src/core/safetensors';
+import { describeUtf8Error } from '../../src/core/safetensors/header';
+import { HeaderJsonError, parseCommonHeaderJson, parseHeaderJson, parseHeaderJsonExact, type RawHeader } from '../../src/core/safetensors/header-json';
+import { fixture } from './helpers';
 
 /** xorshift32: tiny, seeded, identical on every machine. */
 export class Rng {
@@ -65,6 +83,8 @@ const ODD_VALUES = [
   '4294967296', '9007199254740993', '"7"', 'null', 'true', 'false', '[]', '{}', '[1]', '[0,0,0]', '{"a":1}', '[[1]]',
   '"F32"', '{"F32":null}', '{"F32":1}', '01', '-', '1.', '.5', '1e', '1e+', 'nul', 'tru', '"\\u00e9"', '"\\ud800"',
   '"\\ud83d\\ude00"', '"\\x"', '"a\u0001"', '1099511627776',
+  // Around the fast path's limit of 15 plain digits, and digits run into other characters.
+  '999999999999999', '1000000000000000', '9007199254740991', '00', '1a', '1 ', ' 1', '1-',
 ];
 
 /** Textual edits of the header JSON: each keeps it mostly well-formed so deep rules are reached. */
@@ -123,6 +143,14 @@ function editJson(text: string, rng: Rng): string {
     }),
     // Escape a character of a key.
     (t) => t.replace(/"dtype"/, '"dt\\u0079pe"'),
+    // A byte-order mark before the document, or a U+FEFF / non-ASCII character starting a key.
+    (t) => '\uFEFF' + t,
+    (t) => replaceNth(t, /"(?=[^"]*":)/g, rng, (m) => m + rng.pick(['\uFEFF', '\u00e9', '\u{1F600}', ' '])),
+    // Metadata values with escapes, valid or not (the fast path hands those to the exact reader).
+    (t) => t.replace('"__metadata__":{', `"__metadata__":{"esc":"${rng.pick(['\\n', '\\u00e9', '\\ud83d\\ude00', '\\ud800', '\\udc00x', '\\"', '\\/', '\\u12', '\\q', '\\u0000'])}",`),
+    // A field after the three known ones, or a tensor object left empty.
+    (t) => replaceNth(t, /\]\s*\}/g, rng, () => `]${rng.pick([',"extra":1', ',"dtype":"F32"', ',', ' ,"shape":[]', ''])}}`),
+    (t) => replaceNth(t, /:\s*\{"dtype"/g, rng, () => ':{},"zz":{"dtype"'),
   ];
   return rng.pick(ops)(text);
 }
@@ -206,6 +234,149 @@ export function mutateHeader(base: Uint8Array, rng: Rng): Uint8Array {
   const rounds = 1 + rng.int(3);
   for (let r = 0; r < rounds; r++) text = editJson(text, rng);
   return assemble(encoder.encode(text), parts.data);
+}
+
+/** The fuzz run of the unit tests; GRAFT_FUZZ_CASES / GRAFT_FUZZ_SEED change it. */
+export const UNIT_FUZZ_RUN = {
+  cases: Number(process.env.GRAFT_FUZZ_CASES ?? 10000),
+  seed: Number(process.env.GRAFT_FUZZ_SEED ?? 20240601),
+};
+
+/** Valid files to mutate: the reference fixtures plus one written by our planner (sub-byte and rare dtypes, metadata). */
+export function seedFiles(): Uint8Array[] {
+  const dirs = [fixture('formats'), fixture('formats', 'bad')];
+  const files = dirs.flatMap((dir) =>
+    fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort().map((f) => new Uint8Array(fs.readFileSync(path.join(dir, f)))),
+  );
+  const planned = planSafetensors(
+    [
+      { name: 'q', dtype: 'F4', shape: [4, 2] },
+      { name: 'six', dtype: 'F6_E3M2', shape: [8] },
+      { name: 'c', dtype: 'C64', shape: [1] },
+      { name: 'fnuz', dtype: 'F8_E4M3FNUZ', shape: [3] },
+      { name: 'z', dtype: 'I64', shape: [0] },
+    ],
+    { format: 'pt', config: '{"nested": "json"}' },
+  );
+  const synthetic = new Uint8Array(planned.fileSize);
+  synthetic.set(planned.headerBytes);
+  for (let i = planned.headerBytes.length; i < synthetic.length; i++) synthetic[i] = (i * 37) & 0xff;
+  files.push(synthetic);
+  return files;
+}
+
+/** The i-th case of a fuzz run: alternately any mutation and header-only edits. */
+export function fuzzCase(i: number, seeds: readonly Uint8Array[], rng: Rng): Uint8Array {
+  return (i % 2 === 0 ? mutate : mutateHeader)(rng.pick(seeds), rng);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fast paths against the slow, obvious computation they replace.
+
+type JsonOutcome = { header: RawHeader } | { error: string };
+
+function jsonOutcome(parse: (bytes: Uint8Array) => RawHeader, json: Uint8Array): JsonOutcome {
+  try {
+    return { header: parse(json) };
+  } catch (error) {
+    if (error instanceof HeaderJsonError) return { error: error.message };
+    throw error;
+  }
+}
+
+type HeaderVerdict = { header: SafetensorsHeader } | { rule: HeaderRule; tensor?: string; reason?: string };
+
+const U64_MAX = (1n << 64n) - 1n;
+
+/**
+ * What parseHeader must answer, computed the plain way: the UTF-8 byte loop, the exact JSON
+ * parser, and BigInt (u64) arithmetic throughout, rule after rule in the reference's order.
+ * `reason` is given for the rules whose text depends on the input.
+ */
+export function referenceVerdict(json: Uint8Array, fileSize: number): HeaderVerdict {
+  const utf8 = describeUtf8Error(json);
+  if (utf8) return { rule: 'invalid-utf8', reason: `invalid UTF-8 in header: ${utf8}` };
+  const parsed = jsonOutcome(parseHeaderJsonExact, json);
+  if ('error' in parsed) return { rule: 'invalid-json', reason: `invalid JSON in header: ${parsed.error}` };
+  const raw = parsed.header;
+  const sorted = raw.tensors
+    .map((t) => ({ t, begin: BigInt(t.begin), end: BigInt(t.end) }))
+    .sort((a, b) => (a.begin !== b.begin ? (a.begin < b.begin ? -1 : 1) : a.end < b.end ? -1 : a.end > b.end ? 1 : 0));
+  const dataStart = 8 + json.length;
+  const tensors: TensorInfo[] = [];
+  let cursor = 0n;
+  for (const { t, begin, end } of sorted) {
+    if (begin !== cursor || end < begin) return { rule: 'invalid-offset', tensor: t.name, reason: `invalid offset for tensor \`${t.name}\`` };
+    cursor = end;
+    let numel = 1n;
+    for (const dim of t.shape) {
+      numel *= BigInt(dim);
+      if (numel > U64_MAX) return { rule: 'overflow', tensor: t.name };
+    }
+    const bits = numel * BigInt(dtypeBits(t.dtype));
+    if (bits > U64_MAX) return { rule: 'overflow', tensor: t.name };
+    if (bits % 8n !== 0n) return { rule: 'misaligned-subbyte', tensor: t.name };
+    if (end - begin !== bits / 8n) return { rule: 'invalid-tensor-info', tensor: t.name };
+    tensors.push({
+      name: t.name,
+      dtype: t.dtype,
+      shape: t.shape.map(Number),
+      numel: Number(numel),
+      dataOffsets: [Number(begin), Number(end)],
+      begin: dataStart + Number(begin),
+      end: dataStart + Number(end),
+    });
+  }
+  if (cursor + BigInt(dataStart) !== BigInt(fileSize)) return { rule: 'incomplete-buffer' };
+  const metadata = raw.metadata ? Object.fromEntries(raw.metadata) : null;
+  return { header: { path: '', fileSize, headerLength: json.length, dataStart, tensors, metadata } };
+}
+
+function headerVerdict(json: Uint8Array, fileSize: number): HeaderVerdict {
+  try {
+    return { header: parseHeader(json, fileSize) };
+  } catch (error) {
+    if (!(error instanceof SafetensorsError)) throw error;
+    const rule = error.rule as HeaderRule;
+    const wordedByInput = rule === 'invalid-utf8' || rule === 'invalid-json' || rule === 'invalid-offset';
+    return { rule, ...(error.tensor !== undefined && { tensor: error.tensor }), ...(wordedByInput && { reason: error.reason }) };
+  }
+}
+
+export interface DifferentialOutcome {
+  /** The file has a header to parse (its length prefix fits the file). */
+  hasHeader: boolean;
+  /** The common-form scanner produced the JSON result itself. */
+  fastPath: boolean;
+  accepted: boolean;
+}
+
+/**
+ * Runs one file's header through the fast paths and the plain computations: parseHeaderJson
+ * against parseHeaderJsonExact (same header or same error message), and parseHeader against
+ * referenceVerdict (same header, or same rule, tensor and wording). Throws an Error describing
+ * the first disagreement.
+ */
+export function compareWithExact(file: Uint8Array): DifferentialOutcome {
+  let length: number;
+  try {
+    length = checkHeaderLength(file.subarray(0, 8), file.length);
+  } catch {
+    return { hasHeader: false, fastPath: false, accepted: false };
+  }
+  const json = file.subarray(8, 8 + length);
+  const describe = (value: unknown) => JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v instanceof Map ? [...v] : v));
+
+  const exact = jsonOutcome(parseHeaderJsonExact, json);
+  const dispatched = jsonOutcome(parseHeaderJson, json);
+  if (!isDeepStrictEqual(dispatched, exact)) throw new Error(`parseHeaderJson ${describe(dispatched)}\n  exact parser ${describe(exact)}`);
+  const fast = parseCommonHeaderJson(json);
+  if (fast !== undefined && !isDeepStrictEqual({ header: fast }, exact)) throw new Error(`fast path ${describe(fast)}\n  exact parser ${describe(exact)}`);
+
+  const expected = referenceVerdict(json, file.length);
+  const actual = headerVerdict(json, file.length);
+  if (!isDeepStrictEqual(actual, expected)) throw new Error(`parseHeader ${describe(actual)}\n  reference ${describe(expected)}`);
+  return { hasHeader: true, fastPath: fast !== undefined, accepted: 'header' in actual };
 }
 
 // ---------------------------------------------------------------------------------------------

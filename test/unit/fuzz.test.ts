@@ -3,41 +3,16 @@
 // more bytes than the file holds. GRAFT_FUZZ_CASES / GRAFT_FUZZ_SEED change the run; the long
 // run is `bench/fuzz-long.ts`.
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import test from 'node:test';
-import { HEADER_ERROR_PREFIX, planSafetensors, type HeaderRule } from '../../src/core/safetensors';
-import { mutate, mutateHeader, Rng, runCase } from './fuzz-mutations';
-import { fixture } from './helpers';
+import { HEADER_ERROR_PREFIX, type HeaderRule } from '../../src/core/safetensors';
+import { fuzzCase, Rng, runCase, seedFiles, UNIT_FUZZ_RUN } from './fuzz-mutations';
 
-const CASES = Number(process.env.GRAFT_FUZZ_CASES ?? 10000);
-const SEED = Number(process.env.GRAFT_FUZZ_SEED ?? 20240601);
+const { cases: CASES, seed: SEED } = UNIT_FUZZ_RUN;
 
 const HEADER_RULES = new Set<HeaderRule>([
   'header-too-small', 'header-too-large', 'invalid-header-length', 'invalid-utf8', 'invalid-json',
   'invalid-offset', 'overflow', 'misaligned-subbyte', 'invalid-tensor-info', 'incomplete-buffer',
 ]);
-
-/** Valid files to mutate: the reference fixtures plus a few written by our planner. */
-function seedFiles(): Uint8Array[] {
-  const dirs = [fixture('formats'), fixture('formats', 'bad')];
-  const files = dirs.flatMap((dir) => fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors')).map((f) => new Uint8Array(fs.readFileSync(path.join(dir, f)))));
-  const planned = planSafetensors(
-    [
-      { name: 'q', dtype: 'F4', shape: [4, 2] },
-      { name: 'six', dtype: 'F6_E3M2', shape: [8] },
-      { name: 'c', dtype: 'C64', shape: [1] },
-      { name: 'fnuz', dtype: 'F8_E4M3FNUZ', shape: [3] },
-      { name: 'z', dtype: 'I64', shape: [0] },
-    ],
-    { format: 'pt', config: '{"nested": "json"}' },
-  );
-  const synthetic = new Uint8Array(planned.fileSize);
-  synthetic.set(planned.headerBytes);
-  for (let i = planned.headerBytes.length; i < synthetic.length; i++) synthetic[i] = (i * 37) & 0xff;
-  files.push(synthetic);
-  return files;
-}
 
 test(`fuzz: ${CASES} mutated files end in a header or a SafetensorsError, within the file's bytes`, async (t) => {
   const seeds = seedFiles();
@@ -46,7 +21,7 @@ test(`fuzz: ${CASES} mutated files end in a header or a SafetensorsError, within
   let accepted = 0;
   const started = Date.now();
   for (let i = 0; i < CASES; i++) {
-    const file = (i % 2 === 0 ? mutate : mutateHeader)(rng.pick(seeds), rng);
+    const file = fuzzCase(i, seeds, rng);
     let outcome;
     try {
       outcome = await runCase(file);

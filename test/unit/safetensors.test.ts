@@ -108,6 +108,24 @@ test('70 recorded safetensors 0.8.0 verdicts: serde_json messages, positions and
   }
 });
 
+test('integers past f64 are "number out of range" like serde_json, however many digits they have', () => {
+  const prefix = '{"a":{"dtype":"F32","shape":[';
+  for (const literal of ['1'.repeat(400), '-' + '9'.repeat(400), '7'.repeat(1_000_000)]) {
+    const json = new TextEncoder().encode(`${prefix}${literal}],"data_offsets":[0,0]}}`);
+    assert.throws(
+      () => parseHeader(json, 8 + json.length),
+      (e: SafetensorsError) => e.rule === 'invalid-json' && e.reason === `invalid JSON in header: number out of range at line 1 column ${prefix.length + literal.length}`,
+      `${literal.length} characters`,
+    );
+  }
+  // Within f64 they stay floats, of the wrong type (typed at the end of the document).
+  const json = new TextEncoder().encode(`${prefix}${'1'.repeat(25)}],"data_offsets":[0,0]}}`);
+  assert.throws(
+    () => parseHeader(json, 8 + json.length),
+    (e: SafetensorsError) => e.reason === `invalid JSON in header: invalid type: floating point \`1.1111111111111111e+24\`, expected usize at line 1 column ${json.length}`,
+  );
+});
+
 test('valid fixtures: every one_* file and all_dtypes parse, with data offsets inside the file', async () => {
   const dir = fixture('formats');
   const files = fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors'));

@@ -10,6 +10,9 @@
 //
 // Memory stays proportional to the header: tensor values are not materialised in phase one,
 // only their offsets.
+//
+// Headers in the form safetensors writers produce skip all of that: a single scan reads them
+// (parseCommonHeaderJson, below), and hands anything else to the exact parser.
 
 import { DTYPES, type DType } from './types';
 
@@ -21,7 +24,10 @@ export class HeaderJsonError extends Error {
   }
 }
 
-/** A non-negative integer that fits a u64 (number when exact in float64, bigint above). */
+/**
+ * A non-negative integer that fits a u64: a number up to 2^53 - 1 (Number.MAX_SAFE_INTEGER), a
+ * bigint above, so each value has one form and `===` compares values.
+ */
 export type U64 = number | bigint;
 
 export interface RawTensorEntry {
@@ -57,6 +63,7 @@ type Content =
 const RECURSION_LIMIT = 128;
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 const U64_MAX = (1n << 64n) - 1n;
+const U64_MAX_DIGITS = 20;
 
 const enum Code {
   EofWhileParsingList = 'EOF while parsing a list',
@@ -85,7 +92,8 @@ class Unpositioned {
   constructor(readonly message: string) {}
 }
 
-const textDecoder = new TextDecoder('utf-8');
+// ignoreBOM: keep a U+FEFF that starts a string, as serde does (the default decoder drops it).
+const textDecoder = new TextDecoder('utf-8', { ignoreBOM: true });
 
 class Parser {
   index = 0;
@@ -199,19 +207,26 @@ class Parser {
     }
     const literal = asciiSlice(bytes, start, this.index);
     if (!isFloat) {
-      const magnitude = BigInt(negative ? literal.slice(1) : literal);
+      const digits = negative ? literal.slice(1) : literal;
+      // Without leading zeros, more than 20 digits is past u64 (and i64): no BigInt, whose
+      // parsing time grows with the square of the length (a 100 MB header could hold one number).
+      const magnitude = digits.length <= U64_MAX_DIGITS ? BigInt(digits) : undefined;
       if (!negative) {
-        // Integers past u64 become floats in serde_json.
-        if (magnitude <= U64_MAX) return { k: 'uint', v: magnitude <= MAX_SAFE ? Number(magnitude) : magnitude };
-        return { k: 'float', v: Number(literal) };
+        // Integers past u64 become floats in serde_json, and an error past f64.
+        if (magnitude !== undefined && magnitude <= U64_MAX) return { k: 'uint', v: magnitude <= MAX_SAFE ? Number(magnitude) : magnitude };
+        return { k: 'float', v: this.finite(Number(digits)) };
       }
       // Negative integers that fit an i64 are signed; "-0" and anything below i64::MIN are floats.
-      if (magnitude === 0n || magnitude > 1n << 63n) return { k: 'float', v: -Number(magnitude) };
+      if (magnitude === undefined || magnitude === 0n || magnitude > 1n << 63n) return { k: 'float', v: -this.finite(Number(digits)) };
       return { k: 'int', v: magnitude <= MAX_SAFE ? -Number(magnitude) : -magnitude };
     }
-    const value = Number(literal);
+    return { k: 'float', v: this.finite(Number(literal)) };
+  }
+
+  /** A parsed float, or serde_json's error for one past f64 (at the end of the number). */
+  private finite(value: number): number {
     if (!Number.isFinite(value)) throw this.error(Code.NumberOutOfRange);
-    return { k: 'float', v: value };
+    return value;
   }
 
   /** Parses a string whose opening quote is at `index`. Returns its value when `build`. */
@@ -587,9 +602,15 @@ function fail(error: Unpositioned): never {
 
 /**
  * Parses and types a header (already valid UTF-8). Throws HeaderJsonError with serde_json's
- * message for anything the reference would refuse to deserialize.
+ * message for anything the reference would refuse to deserialize. Headers in the common form
+ * take the fast path; the result is the same either way.
  */
 export function parseHeaderJson(bytes: Uint8Array): RawHeader {
+  return parseCommonHeaderJson(bytes) ?? parseHeaderJsonExact(bytes);
+}
+
+/** The exact parser alone: every header, every error (see parseHeaderJson). */
+export function parseHeaderJsonExact(bytes: Uint8Array): RawHeader {
   const p = new Parser(bytes);
   // Top level: deserialize_map of HashMetadata.
   const b = p.skipWhitespace();
@@ -640,6 +661,284 @@ export function parseHeaderJson(bytes: Uint8Array): RawHeader {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The fast path. Safetensors writers emit one narrow form: plain keys, the three fields of each
+// tensor once, dimensions and offsets as bare digits, metadata mapping strings to strings. On
+// that form the exact parser cannot fail and its result is plain to see, so one tight scan of
+// the bytes produces it without buffering `Content` values or making BigInts. The scan gives up
+// (returns undefined) at the first byte outside the form, and the exact parser then decides,
+// errors included. Giving up is always safe; accepting is only allowed where the exact parser
+// provably returns the same header:
+// - nesting is at most 3 deep (the recursion limit is 128);
+// - a key never has an escape or a control character, so its value is its UTF-8 text; metadata
+//   values with escapes are decoded by the exact parser's own string reader;
+// - no key repeats (no tensor name, no `__metadata__`, no metadata key, no tensor field), so
+//   the "last value wins" and "duplicate field" rules never come into play;
+// - a tensor is an object of exactly `dtype` (a plain string naming a known dtype), `shape` and
+//   `data_offsets` (lists of unsigned integers, two for the offsets): no unknown fields, no
+//   struct-as-sequence;
+// - an integer is `0` or a non-zero digit then digits, at most 15 of them (below 2^53, exact as
+//   a number), directly followed by whitespace, `,` or `]`: no sign, fraction or exponent, which
+//   serde would type as i64 or f64;
+// - nothing but whitespace (the same four bytes as JSON) follows the closing brace.
+
+/** 10^15 - 1 < 2^53: up to 15 digits, an integer accumulated in a float64 is exact. */
+const MAX_FAST_DIGITS = 15;
+
+const asciiBytes = (text: string) => Uint8Array.from(text, (c) => c.charCodeAt(0));
+const DTYPE_FIELD = asciiBytes('"dtype"');
+const SHAPE_FIELD = asciiBytes('"shape"');
+const OFFSETS_FIELD = asciiBytes('"data_offsets"');
+const NULL_LITERAL = asciiBytes('null');
+/** Each dtype's name as bytes, by name length. */
+const DTYPES_BY_LENGTH = new Map<number, [DType, Uint8Array][]>();
+for (const dtype of DTYPES) {
+  const list = DTYPES_BY_LENGTH.get(dtype.length) ?? [];
+  list.push([dtype, asciiBytes(dtype)]);
+  DTYPES_BY_LENGTH.set(dtype.length, list);
+}
+
+class CommonFormScanner {
+  index = 0;
+
+  constructor(private readonly bytes: Uint8Array) {}
+
+  /** Skips whitespace; the byte after it, or -1 at the end. */
+  skipWhitespace(): number {
+    const bytes = this.bytes;
+    let i = this.index;
+    while (i < bytes.length) {
+      const b = bytes[i];
+      if (b !== 0x20 && b !== 0x0a && b !== 0x09 && b !== 0x0d) break;
+      i++;
+    }
+    this.index = i;
+    return i < bytes.length ? bytes[i] : -1;
+  }
+
+  /** Consumes `literal` if the bytes at `index` are exactly it. */
+  consume(literal: Uint8Array): boolean {
+    const bytes = this.bytes;
+    const at = this.index;
+    if (at + literal.length > bytes.length) return false;
+    for (let k = 0; k < literal.length; k++) if (bytes[at + k] !== literal[k]) return false;
+    this.index = at + literal.length;
+    return true;
+  }
+
+  /**
+   * Where the string whose opening quote is at `index` ends (its closing quote), if it has no
+   * escape and no control character; -1 otherwise. Does not move `index`.
+   */
+  plainStringEnd(): number {
+    const bytes = this.bytes;
+    for (let i = this.index + 1; i < bytes.length; i++) {
+      const b = bytes[i];
+      if (b === 0x22) return i;
+      if (b === 0x5c || b < 0x20) return -1;
+    }
+    return -1;
+  }
+
+  /** The string at `index`, if plain (see plainStringEnd). */
+  plainString(): string | undefined {
+    const end = this.plainStringEnd();
+    if (end < 0) return undefined;
+    const value = utf8Slice(this.bytes, this.index + 1, end);
+    this.index = end + 1;
+    return value;
+  }
+
+  /** The dtype named by the plain string at `index`, matched on its bytes (no string is made). */
+  dtype(): DType | undefined {
+    const end = this.plainStringEnd();
+    if (end < 0) return undefined;
+    const start = this.index + 1;
+    const candidates = DTYPES_BY_LENGTH.get(end - start);
+    if (candidates === undefined) return undefined;
+    const bytes = this.bytes;
+    next: for (const [dtype, name] of candidates) {
+      for (let k = 0; k < name.length; k++) if (bytes[start + k] !== name[k]) continue next;
+      this.index = end + 1;
+      return dtype;
+    }
+    return undefined;
+  }
+
+  /** Any string at `index`: escapes go through the exact parser, which refuses what serde refuses. */
+  string(): string | undefined {
+    const plain = this.plainString();
+    if (plain !== undefined) return plain;
+    const exact = new Parser(this.bytes);
+    exact.index = this.index;
+    try {
+      const value = exact.parseString(true);
+      this.index = exact.index;
+      return value;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** An unsigned integer in bare digits at `index` (see MAX_FAST_DIGITS); -1 if not one. */
+  plainInteger(): number {
+    const bytes = this.bytes;
+    const start = this.index;
+    let i = start;
+    let value = 0;
+    while (i < bytes.length) {
+      const digit = bytes[i] - 0x30;
+      if (digit < 0 || digit > 9) break;
+      value = value * 10 + digit;
+      i++;
+    }
+    const digits = i - start;
+    if (digits === 0 || digits > MAX_FAST_DIGITS || (digits > 1 && bytes[start] === 0x30)) return -1;
+    this.index = i;
+    return value;
+  }
+
+  /** `[` plain integers `]`, the bracket at `index`; after each integer only whitespace, `,` or `]`. */
+  integerList(): number[] | undefined {
+    this.index++;
+    const values: number[] = [];
+    if (this.skipWhitespace() === 0x5d) {
+      this.index++;
+      return values;
+    }
+    while (true) {
+      const value = this.plainInteger();
+      if (value < 0) return undefined;
+      values.push(value);
+      const next = this.skipWhitespace();
+      if (next === 0x5d) {
+        this.index++;
+        return values;
+      }
+      if (next !== 0x2c) return undefined;
+      this.index++;
+      this.skipWhitespace();
+    }
+  }
+
+  /** A tensor's value, the opening brace at `index`: exactly dtype, shape and data_offsets. */
+  tensor(name: string): RawTensorEntry | undefined {
+    this.index++;
+    let dtype: DType | undefined;
+    let shape: number[] | undefined;
+    let offsets: number[] | undefined;
+    let next = this.skipWhitespace();
+    while (true) {
+      if (next !== 0x22) return undefined;
+      if (this.consume(DTYPE_FIELD)) {
+        if (dtype !== undefined || this.skipWhitespace() !== 0x3a) return undefined;
+        this.index++;
+        if (this.skipWhitespace() !== 0x22) return undefined;
+        dtype = this.dtype();
+        if (dtype === undefined) return undefined;
+      } else if (this.consume(SHAPE_FIELD)) {
+        if (shape !== undefined || this.skipWhitespace() !== 0x3a) return undefined;
+        this.index++;
+        if (this.skipWhitespace() !== 0x5b) return undefined;
+        shape = this.integerList();
+        if (shape === undefined) return undefined;
+      } else if (this.consume(OFFSETS_FIELD)) {
+        if (offsets !== undefined || this.skipWhitespace() !== 0x3a) return undefined;
+        this.index++;
+        if (this.skipWhitespace() !== 0x5b) return undefined;
+        offsets = this.integerList();
+        if (offsets === undefined || offsets.length !== 2) return undefined;
+      } else {
+        return undefined; // another field, or a field name with an escape
+      }
+      next = this.skipWhitespace();
+      if (next === 0x7d) break;
+      if (next !== 0x2c) return undefined;
+      this.index++;
+      next = this.skipWhitespace();
+    }
+    this.index++;
+    if (dtype === undefined || shape === undefined || offsets === undefined) return undefined;
+    return { name, dtype, shape, begin: offsets[0], end: offsets[1] };
+  }
+
+  /** `__metadata__`'s value at `index`: null, or an object of distinct plain keys to strings. */
+  metadata(): Map<string, string> | null | undefined {
+    if (this.consume(NULL_LITERAL)) return null;
+    if (this.bytes[this.index] !== 0x7b) return undefined;
+    this.index++;
+    const map = new Map<string, string>();
+    let next = this.skipWhitespace();
+    if (next === 0x7d) {
+      this.index++;
+      return map;
+    }
+    while (true) {
+      if (next !== 0x22) return undefined;
+      const key = this.plainString();
+      if (key === undefined || map.has(key) || this.skipWhitespace() !== 0x3a) return undefined;
+      this.index++;
+      if (this.skipWhitespace() !== 0x22) return undefined;
+      const value = this.string();
+      if (value === undefined) return undefined;
+      map.set(key, value);
+      next = this.skipWhitespace();
+      if (next === 0x7d) {
+        this.index++;
+        return map;
+      }
+      if (next !== 0x2c) return undefined;
+      this.index++;
+      next = this.skipWhitespace();
+    }
+  }
+}
+
+/**
+ * The header if it is in the common form described above (then it equals what
+ * parseHeaderJsonExact returns), else undefined: the caller must then use the exact parser.
+ */
+export function parseCommonHeaderJson(bytes: Uint8Array): RawHeader | undefined {
+  const scanner = new CommonFormScanner(bytes);
+  if (scanner.skipWhitespace() !== 0x7b) return undefined;
+  scanner.index++;
+  let metadata: Map<string, string> | null = null;
+  let sawMetadata = false;
+  const tensors: RawTensorEntry[] = [];
+  const names = new Set<string>();
+  let next = scanner.skipWhitespace();
+  if (next !== 0x7d) {
+    while (true) {
+      if (next !== 0x22) return undefined;
+      const key = scanner.plainString();
+      if (key === undefined || scanner.skipWhitespace() !== 0x3a) return undefined;
+      scanner.index++;
+      const valueStart = scanner.skipWhitespace();
+      if (key === '__metadata__') {
+        if (sawMetadata) return undefined;
+        sawMetadata = true;
+        const value = scanner.metadata();
+        if (value === undefined) return undefined;
+        metadata = value;
+      } else {
+        if (valueStart !== 0x7b || names.has(key)) return undefined;
+        names.add(key);
+        const tensor = scanner.tensor(key);
+        if (tensor === undefined) return undefined;
+        tensors.push(tensor);
+      }
+      next = scanner.skipWhitespace();
+      if (next === 0x7d) break;
+      if (next !== 0x2c) return undefined;
+      scanner.index++;
+      next = scanner.skipWhitespace();
+    }
+  }
+  scanner.index++;
+  if (scanner.skipWhitespace() !== -1) return undefined;
+  return { metadata, tensors };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Text helpers.
 
 function isDigit(b: number): boolean {
@@ -653,23 +952,18 @@ function hexValue(b: number): number {
   return -1;
 }
 
+/** Chunk of String.fromCharCode.apply: far below the engines' limit on argument count. */
+const ASCII_CHUNK = 4096;
+
 function asciiSlice(bytes: Uint8Array, start: number, end: number): string {
-  let s = '';
-  for (let i = start; i < end; i++) s += String.fromCharCode(bytes[i]);
-  return s;
+  // One call per chunk builds a flat string; concatenating char by char allocates one per byte.
+  if (end - start <= ASCII_CHUNK) return String.fromCharCode.apply(null, bytes.subarray(start, end) as unknown as number[]);
+  const parts: string[] = [];
+  for (let i = start; i < end; i += ASCII_CHUNK) parts.push(asciiSlice(bytes, i, Math.min(end, i + ASCII_CHUNK)));
+  return parts.join('');
 }
 
 function utf8Slice(bytes: Uint8Array, start: number, end: number): string {
-  if (end - start <= 64) {
-    let ascii = true;
-    for (let i = start; i < end; i++) {
-      if (bytes[i] >= 0x80) {
-        ascii = false;
-        break;
-      }
-    }
-    if (ascii) return asciiSlice(bytes, start, end);
-  }
   return textDecoder.decode(bytes.subarray(start, end));
 }
 

@@ -2,9 +2,10 @@
 // (safetensors 0.8.0 `SafeTensors::read_metadata` + `Metadata::validate`). Pure: works on the
 // header bytes and the file size, so the reader, the fuzz tests and the writer share it.
 
+import { isUtf8 } from 'node:buffer';
 import { dtypeBits } from './dtypes';
 import { SafetensorsError } from './errors';
-import { HeaderJsonError, parseHeaderJson, type RawTensorEntry } from './header-json';
+import { HeaderJsonError, parseHeaderJson, type RawTensorEntry, type U64 } from './header-json';
 import type { SafetensorsHeader, TensorInfo } from './types';
 
 /** The reference refuses headers longer than this. */
@@ -36,6 +37,14 @@ export function checkHeaderLength(prefix: Uint8Array, fileSize: number, file?: s
  * "invalid utf-8 sequence of N bytes from index I" or "incomplete utf-8 byte sequence from index I".
  */
 export function utf8Error(bytes: Uint8Array): string | null {
+  // Node's native check accepts exactly the well-formed UTF-8 of the Unicode standard, as Rust
+  // does (no overlongs, no surrogates, nothing past U+10FFFF), in a fraction of the byte loop's
+  // time; the loop then only runs to word the error.
+  return isUtf8(bytes) ? null : describeUtf8Error(bytes);
+}
+
+/** utf8Error without the native check: the byte loop that finds and words the first error. */
+export function describeUtf8Error(bytes: Uint8Array): string | null {
   const n = bytes.length;
   let i = 0;
   while (i < n) {
@@ -101,46 +110,38 @@ export function parseHeader(json: Uint8Array, fileSize: number, path = ''): Safe
     }
     throw error;
   }
+  // Offsets and dimensions are U64: numbers up to 2^53 and BigInts only beyond, so `!==`
+  // compares values, and `<` compares a number with a BigInt exactly. BigInt arithmetic is left
+  // to the rare values that need it: it costs allocations on every tensor of a large header.
   // The reference sorts by (begin, end); a stable sort keeps header order among equal offsets.
-  const sorted = raw.tensors
-    .map((t) => ({ t, begin: BigInt(t.begin), end: BigInt(t.end) }))
-    .sort((a, b) => (a.begin !== b.begin ? (a.begin < b.begin ? -1 : 1) : a.end < b.end ? -1 : a.end > b.end ? 1 : 0));
+  const sorted = raw.tensors.slice().sort(compareOffsets);
 
   const headerLength = json.length;
   const dataStart = 8 + headerLength;
   const tensors: TensorInfo[] = [];
-  let cursor = 0n;
-  for (const { t, begin, end } of sorted) {
-    if (begin !== cursor || end < begin) {
+  let cursor: U64 = 0;
+  for (const t of sorted) {
+    if (t.begin !== cursor || t.end < t.begin) {
       throw SafetensorsError.header('invalid-offset', `invalid offset for tensor \`${t.name}\``, t.name, file);
     }
-    cursor = end;
-    const numel = elementCount(t);
-    const bits = numel * BigInt(dtypeBits(t.dtype));
-    if (bits > U64_MAX) throw overflow(t, file);
-    if (bits % 8n !== 0n) {
-      throw SafetensorsError.header(
-        'misaligned-subbyte',
-        'The slice is slicing for subbytes dtypes, and the slice does not end up at a byte boundary, this is invalid.',
-        t.name,
-        file,
-      );
-    }
-    if (end - begin !== bits / 8n) {
+    cursor = t.end;
+    const { numel, bytes } = tensorSize(t, file);
+    if (difference(t.end, t.begin) !== bytes) {
       throw SafetensorsError.header('invalid-tensor-info', 'invalid shape, data type, or offset for tensor', t.name, file);
     }
     tensors.push({
       name: t.name,
       dtype: t.dtype,
       // Dimensions past 2^53 only occur in zero-size tensors (the data must fit the file).
-      shape: t.shape.map(Number),
+      shape: t.shape.every(isNumber) ? (t.shape as number[]) : t.shape.map(Number),
       numel: Number(numel),
-      dataOffsets: [Number(begin), Number(end)],
-      begin: dataStart + Number(begin),
-      end: dataStart + Number(end),
+      dataOffsets: [Number(t.begin), Number(t.end)],
+      begin: dataStart + Number(t.begin),
+      end: dataStart + Number(t.end),
     });
   }
-  if (cursor + BigInt(dataStart) !== BigInt(fileSize)) {
+  const covered = typeof cursor === 'number' ? cursor === fileSize - dataStart : cursor + BigInt(dataStart) === BigInt(fileSize);
+  if (!covered) {
     throw SafetensorsError.header('incomplete-buffer', 'incomplete metadata, file not fully covered', undefined, file);
   }
   return {
@@ -153,13 +154,65 @@ export function parseHeader(json: Uint8Array, fileSize: number, path = ''): Safe
   };
 }
 
-function elementCount(t: RawTensorEntry): bigint {
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+
+const isNumber = (value: U64): value is number => typeof value === 'number';
+
+/** A U64 in its canonical form: a number when at most 2^53 - 1. */
+function canonical(value: bigint): U64 {
+  return value <= BigInt(MAX_SAFE) ? Number(value) : value;
+}
+
+function compareOffsets(a: RawTensorEntry, b: RawTensorEntry): number {
+  if (a.begin !== b.begin) return a.begin < b.begin ? -1 : 1;
+  return a.end < b.end ? -1 : a.end > b.end ? 1 : 0;
+}
+
+/** end - begin (with end >= begin), canonical. */
+function difference(end: U64, begin: U64): U64 {
+  return typeof end === 'number' && typeof begin === 'number' ? end - begin : canonical(BigInt(end) - BigInt(begin));
+}
+
+/**
+ * Element count and byte size of a tensor, canonical, or the reference's overflow and sub-byte
+ * errors. Float64 products are exact while they stay at or below 2^53 - 1, and a product past
+ * it is never rounded back below; so the number loop is exact until it hands over to BigInt,
+ * which then redoes the whole product in the reference's order (its overflow checks included).
+ */
+function tensorSize(t: RawTensorEntry, file: string | undefined): { numel: U64; bytes: U64 } {
+  const bitsPerElement = dtypeBits(t.dtype);
+  let numel = 1;
+  for (const dim of t.shape) {
+    if (typeof dim !== 'number') return tensorSizeBig(t, bitsPerElement, file);
+    numel *= dim;
+    if (numel > MAX_SAFE) return tensorSizeBig(t, bitsPerElement, file);
+  }
+  const bits = numel * bitsPerElement;
+  if (bits > MAX_SAFE) return tensorSizeBig(t, bitsPerElement, file);
+  if (bits % 8 !== 0) throw misaligned(t, file);
+  return { numel, bytes: bits / 8 };
+}
+
+/** tensorSize with BigInt arithmetic and the reference's checked multiplications. */
+function tensorSizeBig(t: RawTensorEntry, bitsPerElement: number, file: string | undefined): { numel: U64; bytes: U64 } {
   let numel = 1n;
   for (const dim of t.shape) {
     numel *= BigInt(dim);
-    if (numel > U64_MAX) throw overflow(t);
+    if (numel > U64_MAX) throw overflow(t, file);
   }
-  return numel;
+  const bits = numel * BigInt(bitsPerElement);
+  if (bits > U64_MAX) throw overflow(t, file);
+  if (bits % 8n !== 0n) throw misaligned(t, file);
+  return { numel: canonical(numel), bytes: canonical(bits / 8n) };
+}
+
+function misaligned(t: RawTensorEntry, file?: string): SafetensorsError {
+  return SafetensorsError.header(
+    'misaligned-subbyte',
+    'The slice is slicing for subbytes dtypes, and the slice does not end up at a byte boundary, this is invalid.',
+    t.name,
+    file,
+  );
 }
 
 function overflow(t: RawTensorEntry, file?: string): SafetensorsError {
