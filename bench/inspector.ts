@@ -7,8 +7,8 @@
 //            plus JSON.stringify of the {type:'summary'} message (how a webview message crosses
 //            the process boundary). The first run is reported alone as "cold" (nothing JIT-compiled).
 //   webview: dist/webview/inspector.js in headless Chromium, on a page that stands in for the VS
-//            Code webview (acquireVsCodeApi, the two stylesheets, a dark theme's --vscode-*
-//            colours). After the webview posts {type:'ready'}, the page parses the message text
+//            Code webview (bench/lib/webview.ts: acquireVsCodeApi, the two stylesheets, a dark
+//            theme's --vscode-* colours). After the webview posts {type:'ready'}, the page parses the message text
 //            and dispatches it with window.postMessage; the time runs until the first tensor rows
 //            are in the DOM and two animation frames later (a frame has painted with them). Each
 //            run reloads the page; the first is reported alone as "cold".
@@ -21,14 +21,13 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { summarizeCheckpoint } from '../src/extension/inspector/summary';
 import { openCheckpoint, writeSafetensors, type DType } from '../src/core/safetensors';
 import type { InspectorToWebview } from '../src/shared/protocol/inspector';
-import { repoRoot } from '../test/unit/helpers';
 import { launchChromium } from './lib/chromium';
 import { listRuns, machineLine, median } from './lib/measure';
 import { printTable } from './lib/table';
+import { collectPageErrors, loadWebview, resultFile, setMessageTexts, webviewBundle, writeWebviewPage } from './lib/webview';
 
 const TARGET_MS = 300;
 const LAYERS = 294;
@@ -129,46 +128,10 @@ async function hostRun(file: string): Promise<HostRun> {
   return { openMs: opened - started, summarizeMs: summarized - opened, stringifyMs: done - summarized, totalMs: done - started, cpuMs: (cpu.user + cpu.system) / 1000, text };
 }
 
-// The stand-in for VS Code's webview host page. The harness runs inside the page (it is page
-// JavaScript, kept as text because this project's tsconfig has no DOM types).
-const THEME = {
-  '--vscode-font-family': 'system-ui, sans-serif',
-  '--vscode-font-size': '13px',
-  '--vscode-editor-font-family': 'monospace',
-  '--vscode-editor-font-size': '12px',
-  '--vscode-foreground': '#cccccc',
-  '--vscode-descriptionForeground': '#9d9d9d',
-  '--vscode-editor-background': '#1e1e1e',
-  '--vscode-panel-border': '#80808059',
-  '--vscode-focusBorder': '#007fd4',
-  '--vscode-textLink-foreground': '#3794ff',
-  '--vscode-list-hoverBackground': '#2a2d2e',
-  '--vscode-list-activeSelectionBackground': '#04395e',
-  '--vscode-list-activeSelectionForeground': '#ffffff',
-  '--vscode-sideBarSectionHeader-background': '#252526',
-  '--vscode-badge-background': '#4d4d4d',
-  '--vscode-badge-foreground': '#ffffff',
-  '--vscode-input-background': '#3c3c3c',
-  '--vscode-input-foreground': '#cccccc',
-  '--vscode-input-placeholderForeground': '#a6a6a6',
-  '--vscode-progressBar-background': '#0e70c0',
-  '--vscode-charts-blue': '#3794ff',
-};
-
-const HARNESS = `
+// The inspector's helpers on the harness page (bench/lib/webview.ts), as page JavaScript.
+const INSPECTOR_SCRIPT = `
 (() => {
-  const bench = { state: undefined, text: '', hostMessages: [] };
-  bench.ready = new Promise((resolve) => { bench.resolveReady = resolve; });
-  window.acquireVsCodeApi = () => ({
-    postMessage(message) {
-      bench.hostMessages.push(message);
-      if (message && message.type === 'ready') bench.resolveReady(performance.now());
-    },
-    getState() { return bench.state; },
-    setState(state) { bench.state = state; },
-  });
-  const nextFrame = () => new Promise((resolve) => requestAnimationFrame(() => resolve()));
-  const painted = async () => { await nextFrame(); await nextFrame(); return performance.now(); };
+  const bench = window.graftBench;
   const rowElements = () => [...document.querySelectorAll('.viewport .row')];
   const counts = () => {
     const all = rowElements();
@@ -180,20 +143,13 @@ const HARNESS = `
       rowsInView: viewport ? Math.ceil(viewport.clientHeight / ${ROW_HEIGHT}) : 0,
     };
   };
-  /** Resolves with the time of the first DOM mutation under root after which done() holds. */
-  const mutationUntil = (root, options, done) => new Promise((resolve) => {
-    const observer = new MutationObserver(() => { if (done()) { observer.disconnect(); resolve(performance.now()); } });
-    observer.observe(root, options);
-  });
   bench.deliver = async () => {
     const started = performance.now();
-    const message = JSON.parse(bench.text);
-    const parsed = performance.now();
-    const rowsShown = mutationUntil(document.getElementById('app'), { childList: true, subtree: true }, () => document.querySelector('.viewport .row[data-name]') !== null);
-    window.postMessage(message, '*');
+    const rowsShown = bench.mutationUntil(document.getElementById('app'), { childList: true, subtree: true }, () => document.querySelector('.viewport .row[data-name]') !== null);
+    const parseMs = bench.receive(bench.texts);
     const rowsAt = await rowsShown;
-    const paintedAt = await painted();
-    return { parseMs: parsed - started, rowsMs: rowsAt - started, paintMs: paintedAt - started, ...counts() };
+    const paintedAt = await bench.painted();
+    return { parseMs, rowsMs: rowsAt - started, paintMs: paintedAt - started, ...counts() };
   };
   bench.scrollToMiddle = async () => {
     const viewport = document.querySelector('.viewport');
@@ -201,39 +157,15 @@ const HARNESS = `
     const firstIndex = () => Number(rowElements()[0].dataset.index);
     const expected = Math.max(0, Math.floor(target / ${ROW_HEIGHT}) - ${OVERSCAN_ROWS});
     const started = performance.now();
-    const redrawn = mutationUntil(viewport, { childList: true, subtree: true, attributes: true }, () => firstIndex() >= expected);
+    const redrawn = bench.mutationUntil(viewport, { childList: true, subtree: true, attributes: true }, () => firstIndex() >= expected);
     viewport.scrollTop = target;
     const rowsAt = await redrawn;
-    const paintedAt = await painted();
+    const paintedAt = await bench.painted();
     const first = rowElements().find((r) => !r.hidden && r.dataset.name);
     return { rowsMs: rowsAt - started, paintMs: paintedAt - started, scrollTop: viewport.scrollTop, firstIndex: firstIndex(), firstName: first ? first.dataset.name : null, ...counts() };
   };
-  window.graftBench = bench;
 })();
 `;
-
-function writePage(dir: string): string {
-  fs.copyFileSync(path.join(repoRoot, 'dist', 'webview', 'inspector.js'), path.join(dir, 'inspector.js'));
-  for (const css of ['webview.css', 'inspector.css']) fs.copyFileSync(path.join(repoRoot, 'media', css), path.join(dir, css));
-  const theme = Object.entries(THEME).map(([k, v]) => `${k}: ${v};`).join(' ');
-  const html = `<!DOCTYPE html>
-<html lang="en" style="${theme}">
-<head>
-<meta charset="UTF-8">
-<link rel="stylesheet" href="webview.css">
-<link rel="stylesheet" href="inspector.css">
-<title>Graft inspector benchmark</title>
-<script>${HARNESS}</script>
-</head>
-<body data-view="inspector" class="vscode-dark">
-<div id="app" role="main"></div>
-<script src="inspector.js"></script>
-</body>
-</html>`;
-  const file = path.join(dir, 'index.html');
-  fs.writeFileSync(file, html);
-  return pathToFileURL(file).href;
-}
 
 interface FirstPaint {
   parseMs: number;
@@ -258,8 +190,7 @@ interface Rerender {
 }
 
 async function main(): Promise<void> {
-  const bundle = path.join(repoRoot, 'dist', 'webview', 'inspector.js');
-  if (!fs.existsSync(bundle)) throw new Error(`${bundle} is missing: run \`node scripts/build.mjs\` first.`);
+  webviewBundle('inspector');
   console.log(`start: ${machineLine()}`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-bench-inspector-'));
   let chromium: Awaited<ReturnType<typeof launchChromium>> | undefined;
@@ -281,24 +212,16 @@ async function main(): Promise<void> {
     // (b) webview
     chromium = await launchChromium(VIEWPORT);
     const { page } = chromium;
-    const pageErrors: string[] = [];
-    page.on('pageerror', (error) => pageErrors.push(error.message));
-    page.on('console', (message) => {
-      if (message.type() === 'error') pageErrors.push(message.text());
-    });
-    const url = writePage(dir);
+    const pageErrors = collectPageErrors(page);
+    const url = writeWebviewPage(dir, 'inspector', { title: 'Graft inspector benchmark', script: INSPECTOR_SCRIPT });
     const webview: FirstPaint[] = [];
     let rerender: Rerender | undefined;
     for (let i = 0; i <= WEBVIEW_RUNS; i++) {
-      await page.goto(url);
-      await page.evaluate('window.graftBench.ready');
-      await page.evaluate((text: string) => {
-        (globalThis as unknown as { graftBench: { text: string } }).graftBench.text = text;
-      }, summaryText);
+      await loadWebview(page, url);
+      await setMessageTexts(page, [summaryText]);
       webview.push((await page.evaluate('window.graftBench.deliver()')) as FirstPaint);
       if (i === WEBVIEW_RUNS) {
-        fs.mkdirSync(path.join(repoRoot, 'test-results'), { recursive: true });
-        await page.screenshot({ path: path.join(repoRoot, 'test-results', 'bench-inspector.png') });
+        await page.screenshot({ path: resultFile('bench-inspector.png') });
         rerender = (await page.evaluate('window.graftBench.scrollToMiddle()')) as Rerender;
       }
     }

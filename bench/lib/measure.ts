@@ -42,6 +42,13 @@ export function median(values: readonly number[]): number {
   return sorted[Math.floor(sorted.length / 2)];
 }
 
+/** The value at or below which `fraction` (0..1) of the values lie: the nearest-rank percentile. */
+export function percentile(values: readonly number[], fraction: number): number {
+  if (values.length === 0) throw new Error('percentile of no values');
+  const sorted = [...values].sort((x, y) => x - y);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(fraction * sorted.length) - 1))];
+}
+
 /** "1.234, 1.301, 1.287": the individual runs behind a median. */
 export function listRuns(values: readonly number[], digits = 3): string {
   return values.map((v) => v.toFixed(digits)).join(', ');
