@@ -1,7 +1,8 @@
 // Small charts of the detail pane: the histogram of b - a and the per-row change profile.
 import * as d3 from 'd3';
 import type { TensorDiffDetail } from '../../src/shared/protocol/compare';
-import { formatCount, formatValue } from './model';
+import { formatCount } from '../../src/core/format';
+import { formatValue } from './model';
 
 const MARGIN = { top: 8, right: 10, bottom: 30, left: 44 };
 

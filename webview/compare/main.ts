@@ -22,7 +22,6 @@ import {
   buildGrid,
   cellKey,
   cellValue,
-  formatCount,
   formatValue,
   GLOBAL_ROW,
   logAllowed,
@@ -36,6 +35,7 @@ import {
   type Grid,
   type MetricSpec,
 } from './model';
+import { formatCount } from '../../src/core/format';
 
 provideVSCodeDesignSystem().register(vsCodeButton(), vsCodeDropdown(), vsCodeOption(), vsCodeCheckbox(), vsCodeProgressRing());
 

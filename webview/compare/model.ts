@@ -403,6 +403,3 @@ export function formatValue(value: number | null | undefined): string {
   return Number(value.toPrecision(4)).toString();
 }
 
-export function formatCount(value: number): string {
-  return value.toLocaleString('en-US');
-}

@@ -13,6 +13,9 @@ const minNodeWidth = 110;
 const maxNodeWidth = 240;
 const textLeft = 12;
 const textRight = 10;
+/** How long after the last scale change labels come back. */
+const ZOOM_SETTLE_MS = 120;
+
 /** Below these zoom levels names, then the summary line, are hidden (unreadable anyway). */
 const hideLabelsBelow = 0.55;
 const hideSummaryBelow = 0.85;
@@ -54,6 +57,8 @@ export class GraphView {
   private currentMatch: string | undefined;
   private focusable: string | undefined;
   private labelLevel: 'all' | 'names' | 'none' = 'all';
+  private lastScale = 1;
+  private zoomSettle: ReturnType<typeof setTimeout> | undefined;
   /** Drawing-space boxes of every node and edge element, for culling. */
   private boxes: { element: SVGElement; x0: number; y0: number; x1: number; y1: number; culled: boolean }[] = [];
   /** The drawing-space area whose elements are shown; undefined = all shown. */
@@ -349,6 +354,14 @@ export class GraphView {
 
   private onZoom(transform: ZoomTransform): void {
     this.viewport.setAttribute('transform', transform.toString());
+    // Every change of scale makes the browser lay out all visible SVG text again, which drops
+    // frames on large graphs; labels step aside while the scale moves (panning keeps them).
+    if (transform.k !== this.lastScale) {
+      this.lastScale = transform.k;
+      this.svg.classList.add('zooming');
+      clearTimeout(this.zoomSettle);
+      this.zoomSettle = setTimeout(() => this.svg.classList.remove('zooming'), ZOOM_SETTLE_MS);
+    }
     this.cull(transform);
     const level = transform.k < hideLabelsBelow ? 'none' : transform.k < hideSummaryBelow ? 'names' : 'all';
     if (level !== this.labelLevel) {
