@@ -1,6 +1,7 @@
 // The diff metrics as sums that merge exactly: a kernel accumulates one DiffPartial per element
 // range, the orchestrator adds the partials of a tensor's ranges (in any order, from any worker)
 // and turns the total into metrics. Float64 throughout; the edge cases are documented in types.ts.
+import type { TensorDiff } from './types';
 
 /** Sums over the finite positions of one element range (or a merge of several). */
 export interface DiffPartial {
@@ -311,22 +312,10 @@ export function hasFiniteSums(p: DiffPartial): boolean {
 }
 
 /** The metrics of a (merged) partial; task-vector fields only when `withBase`. */
-export interface DiffMetrics {
-  l2_diff: number;
-  rel_l2: number | null;
-  norm_a: number;
-  norm_b: number;
-  cosine: number;
-  max_abs_diff: number;
-  frac_changed: number;
-  mean_diff: number;
-  std_diff: number;
-  cosine_tv?: number;
-  sign_agreement?: number | null;
-  conflict?: number;
-  rel_norm_a?: number | null;
-  rel_norm_b?: number | null;
-}
+export type DiffMetrics = Pick<
+  TensorDiff,
+  'l2_diff' | 'rel_l2' | 'cosine' | 'max_abs_diff' | 'frac_changed' | 'mean_diff' | 'std_diff' | 'cosine_tv' | 'sign_agreement' | 'conflict' | 'rel_norm_a' | 'rel_norm_b'
+> & { norm_a: number; norm_b: number };
 
 export function finalizeMetrics(p: DiffPartial, withBase: boolean): DiffMetrics {
   const normA = Math.sqrt(p.sumA2);
