@@ -64,7 +64,7 @@ export function provenanceModelNames(provenance: GraftProvenance): string[] {
   return provenance.models.map((m) => (typeof m === 'string' ? m : m.model));
 }
 
-/** Writes `graft_provenance.json` into `dir` (pretty-printed, stable key order). */
+/** Writes `graft_provenance.json` into `dir` (pretty-printed, stable key order); refuses to replace one. */
 export async function writeProvenance(dir: string, provenance: Omit<GraftProvenance, 'tool' | 'created'> & { created?: string }): Promise<string> {
   const full: GraftProvenance = {
     tool: 'graft',
@@ -76,6 +76,6 @@ export async function writeProvenance(dir: string, provenance: Omit<GraftProvena
     created: provenance.created ?? new Date().toISOString(),
   };
   const file = path.join(dir, PROVENANCE_FILE);
-  await fs.promises.writeFile(file, JSON.stringify(full, null, 2) + '\n');
+  await fs.promises.writeFile(file, JSON.stringify(full, null, 2) + '\n', { flag: 'wx' });
   return file;
 }
