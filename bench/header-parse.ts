@@ -12,32 +12,14 @@
 //
 // Run: npx tsc -p . && node scripts/bench.mjs header-parse
 import { spawnSync } from 'node:child_process';
-import { parseHeader, planSafetensors, type DType } from '../src/core/safetensors';
+import { parseHeader, planSafetensors } from '../src/core/safetensors';
 import { parseCommonHeaderJson, parseHeaderJson, parseHeaderJsonExact } from '../src/core/safetensors/header-json';
 import { listRuns, machineLine, median } from './lib/measure';
+import { moeHeaderSpecs } from './lib/moe-header';
 import { printTable } from './lib/table';
 
 const RUNS = 41;
-const TENSORS_PER_LAYER = 34;
-const LAYERS = 294;
-
-/** 10,000 tensors with llama/MoE-like names: 294 layers of 34 tensors, plus 4 outside the layers. */
-function tensorSpecs(): { name: string; dtype: DType; shape: number[] }[] {
-  const specs: { name: string; dtype: DType; shape: number[] }[] = [
-    { name: 'model.embed_tokens.weight', dtype: 'BF16', shape: [256, 16] },
-    { name: 'model.norm.weight', dtype: 'F32', shape: [16] },
-    { name: 'lm_head.weight', dtype: 'BF16', shape: [256, 16] },
-    { name: 'model.rotary_emb.inv_freq', dtype: 'F32', shape: [2] },
-  ];
-  const parts = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.shared_expert.gate_proj', 'mlp.shared_expert.up_proj'];
-  for (let layer = 0; layer < LAYERS; layer++) {
-    for (let k = 0; k < TENSORS_PER_LAYER; k++) {
-      const module = k < parts.length ? parts[k] : `mlp.experts.${Math.floor((k - parts.length) / 3)}.${['gate_proj', 'up_proj', 'down_proj'][(k - parts.length) % 3]}`;
-      specs.push({ name: `model.layers.${layer}.${module}.weight`, dtype: k % 5 === 0 ? 'F32' : 'BF16', shape: [8 + (k % 9), 16] });
-    }
-  }
-  return specs;
-}
+const SPECS = moeHeaderSpecs();
 
 /** Metadata of ~200 KB whose values are JSON documents, so full of escaped quotes. */
 function escapedMetadata(): Record<string, string> {
@@ -51,7 +33,7 @@ interface Header {
 }
 
 function header(kind: string): Header {
-  const plan = planSafetensors(tensorSpecs(), kind === 'escaped' ? escapedMetadata() : { format: 'pt' });
+  const plan = planSafetensors(SPECS, kind === 'escaped' ? escapedMetadata() : { format: 'pt' });
   return { json: plan.headerBytes.subarray(8), fileSize: plan.fileSize };
 }
 
@@ -88,7 +70,7 @@ function main(): void {
   for (const kind of ['plain', 'escaped']) {
     const h = header(kind);
     const fast = parseCommonHeaderJson(h.json);
-    if (!fast || fast.tensors.length !== LAYERS * TENSORS_PER_LAYER + 4) throw new Error(`the ${kind} header did not take the fast path`);
+    if (!fast || fast.tensors.length !== SPECS.length) throw new Error(`the ${kind} header did not take the fast path`);
     console.log(`\n${kind} header: ${fast.tensors.length.toLocaleString('en-US')} tensors, ${(h.json.length / 1e6).toFixed(2)} MB of JSON${kind === 'escaped' ? `, of which ${(JSON.stringify(escapedMetadata()).length / 1e3).toFixed(0)} KB metadata` : ''}; CPU ms`);
     const rows: string[][] = [];
     for (const [variant, fn] of Object.entries(VARIANTS)) {
