@@ -14,19 +14,18 @@ export function numbers(value: unknown): ArrayLike<number> {
   return [];
 }
 
+/** An empty chart of the detail pane, described for screen readers by `label`. */
+function chartFrame(width: number, height: number, label: string) {
+  return d3.create('svg').attr('class', 'chart').attr('width', width).attr('height', height).attr('role', 'img').attr('aria-label', label);
+}
+
 export function histogramChart(detail: TensorDiffDetail, width: number, height: number): SVGSVGElement {
   const counts = numbers(detail.histogram.counts);
   const { min, max } = detail.histogram;
   const bins = counts.length;
   const span = max > min ? max - min : 1;
   const step = span / Math.max(1, bins);
-  const svg = d3
-    .create('svg')
-    .attr('class', 'chart')
-    .attr('width', width)
-    .attr('height', height)
-    .attr('role', 'img')
-    .attr('aria-label', `Histogram of b minus a for ${detail.name}: ${bins} bins from ${formatValue(min)} to ${formatValue(max)}, ${formatCount(detail.unchanged)} of ${formatCount(detail.numel)} elements unchanged.`);
+  const svg = chartFrame(width, height, `Histogram of b minus a for ${detail.name}: ${bins} bins from ${formatValue(min)} to ${formatValue(max)}, ${formatCount(detail.unchanged)} of ${formatCount(detail.numel)} elements unchanged.`);
   const x = d3
     .scaleLinear()
     .domain(max > min ? [min, max] : [min - 0.5, min + 0.5])
@@ -88,13 +87,7 @@ export function rowProfileChart(detail: TensorDiffDetail, width: number, height:
   const finite = bars.map((b) => b.ratio).filter(Number.isFinite);
   const top = Math.max(d3.max(finite) ?? 0, 1e-12);
   const rowsPerBar = starts.length > 0 ? rows / starts.length : 1;
-  const svg = d3
-    .create('svg')
-    .attr('class', 'chart')
-    .attr('width', width)
-    .attr('height', height)
-    .attr('role', 'img')
-    .attr('aria-label', `Relative change per row of ${detail.name}: ${formatCount(rows)} rows${rowsPerBar > 1 ? `, about ${Math.round(rowsPerBar)} per bar` : ''}, largest ${formatValue(top)}.`);
+  const svg = chartFrame(width, height, `Relative change per row of ${detail.name}: ${formatCount(rows)} rows${rowsPerBar > 1 ? `, about ${Math.round(rowsPerBar)} per bar` : ''}, largest ${formatValue(top)}.`);
   const x = d3
     .scaleLinear()
     .domain([0, Math.max(1, rows)])
