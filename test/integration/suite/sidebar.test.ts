@@ -63,13 +63,22 @@ describe('lineage sidebar', function () {
     const expanded = await probe.workbench(codeRow, { attribute: 'aria-expanded' });
     // Earlier suites may have opened it already; a click would close it again.
     if (expanded.attributes[0] !== 'true') await probe.click('workbench', `${codeRow} .monaco-tl-twistie`);
-    const link = await probe.workbench(`.pane-body .monaco-list-row[aria-label^="tiny-llama-math-code-ties merge · listed under tiny-llama-base"]`, { attribute: 'aria-level', minCount: 1 });
-    assert.ok(link.count >= 1, 'no link row for the merge under tiny-llama-code');
-    const rows = await probe.workbench('.pane-body .monaco-list-row', { attribute: 'aria-label' });
-    const levels = await probe.workbench('.pane-body .monaco-list-row', { attribute: 'aria-level' });
-    const code = rows.attributes.findIndex((l) => l?.startsWith('tiny-llama-code '));
-    assert.match(rows.attributes[code + 1] ?? '', /^tiny-llama-math-code-ties merge · listed under tiny-llama-base/);
-    assert.equal(Number(levels.attributes[code + 1]), Number(levels.attributes[code]) + 1);
+    // Wait for the expansion itself: math, expanded by an earlier suite, shows the same link row.
+    await probe.workbench(`${codeRow}[aria-expanded="true"]`, { minCount: 1, timeoutMs: 10_000 });
+    const linkLabel = /^tiny-llama-math-code-ties merge · listed under tiny-llama-base/;
+    let rowAfterCode = '';
+    let levelStep = NaN;
+    // The tree renders the new children a frame after aria-expanded flips; poll until they show.
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
+      const rows = await probe.workbench('.pane-body .monaco-list-row', { attribute: 'aria-label' });
+      const levels = await probe.workbench('.pane-body .monaco-list-row', { attribute: 'aria-level' });
+      const code = rows.attributes.findIndex((l) => l?.startsWith('tiny-llama-code '));
+      rowAfterCode = rows.attributes[code + 1] ?? '';
+      levelStep = Number(levels.attributes[code + 1]) - Number(levels.attributes[code]);
+      if (linkLabel.test(rowAfterCode)) break;
+    }
+    assert.match(rowAfterCode, linkLabel);
+    assert.equal(levelStep, 1);
   });
 
   it('reveals a checkpoint file in the lineage tree', async function () {
