@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launchChromium } from './lib/browser.mjs';
+import { launchChromium } from './lib/chromium.cjs';
 import { ensureCodeServer, startCodeServer, workbenchUrl } from './lib/code-server.mjs';
 import { startProbeServer, takeScreenshot } from './lib/probe-server.mjs';
 import { findFiles, log, sleep, tailFile } from './lib/processes.mjs';
@@ -26,6 +26,8 @@ const extensionPath = process.env.GRAFT_TEST_EXTENSION_PATH ? path.resolve(proce
 const overallTimeoutMs = Number(process.env.GRAFT_TEST_TIMEOUT_S || 900) * 1000;
 /** How long the host may take to call run() before we call the start failed. */
 const startTimeoutMs = 180_000;
+/** The browser window showing the workbench; screenshots are this size. */
+const VIEWPORT = { width: 1600, height: 1000 };
 
 function chooseHost() {
   const requested = (process.env.GRAFT_TEST_HOST || 'auto').toLowerCase();
@@ -98,7 +100,8 @@ async function waitForResults({ aborted }) {
 
 async function runWithCodeServer(layout, tempRoot, cleanups) {
   const binary = ensureCodeServer();
-  const { page, close: closeBrowser } = await launchChromium();
+  const { page, pid: chromiumPid, close: closeBrowser } = await launchChromium({ viewport: VIEWPORT });
+  log(`started Chromium (pid ${chromiumPid})`);
   cleanups.push(closeBrowser);
 
   const graftConsoleErrors = [];

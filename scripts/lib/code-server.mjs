@@ -38,15 +38,6 @@ function postinstallOutput() {
   return path.join(codeServerDir(), 'node_modules', 'code-server', 'lib', 'vscode', 'node_modules', '@vscode', 'ripgrep', 'bin', 'rg');
 }
 
-/** The Chromium to drive: GRAFT_CHROMIUM, else Debian's chromium on PATH. */
-export function chromiumPath() {
-  const found = process.env.GRAFT_CHROMIUM || whichSync('chromium') || whichSync('chromium-browser');
-  if (!found || !fs.existsSync(found)) {
-    throw new Error(`Chromium was not found (looked for GRAFT_CHROMIUM, then chromium on PATH). ${APT_HINT}`);
-  }
-  return found;
-}
-
 /**
  * @vscode/ripgrep's postinstall downloads rg from GitHub. It first looks in a cache folder under
  * the temp dir, so an archive made from the system's rg there makes the install work offline.

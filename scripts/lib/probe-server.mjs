@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
-import { withTimeout } from './browser.mjs';
+import { withTimeout } from './chromium.cjs';
 import { sleep } from './processes.mjs';
 
 const DEFAULT_TIMEOUT_MS = 10_000;
