@@ -19,11 +19,21 @@ export function parseCommandLine<O extends Options>(args: string[], options: O) 
 export async function pathArgument(positionals: string[], ctx: CliContext, what: string): Promise<string> {
   if (positionals.length === 0) throw new UsageError(`missing the ${what}.`);
   if (positionals.length > 1) throw new UsageError(`expected one ${what}, got ${positionals.length}: ${positionals.join(' ')}.`);
-  const target = path.resolve(ctx.cwd, positionals[0]);
+  return existingPath(positionals[0], ctx);
+}
+
+/** `arg` resolved against the working folder; a path that does not exist is a usage error. */
+export async function existingPath(arg: string, ctx: CliContext): Promise<string> {
+  const target = path.resolve(ctx.cwd, arg);
   try {
     await fsp.stat(target);
   } catch {
-    throw new UsageError(`"${positionals[0]}" does not exist.`);
+    throw new UsageError(`"${arg}" does not exist.`);
   }
   return target;
+}
+
+/** A path as the user should see it: relative to the working folder, with forward slashes. */
+export function displayPath(p: string, cwd: string): string {
+  return (path.relative(cwd, p) || '.').split(path.sep).join('/');
 }

@@ -81,5 +81,15 @@ test('graft diff rejects bad arguments and says what is wrong', async () => {
   await assert.rejects(diffCommand.run(['a', 'b', 'c'], context()), (e: Error) => e instanceof UsageError && /expected two checkpoints, got 3/.test(e.message));
   await assert.rejects(diffCommand.run(['tiny-llama-base', 'tiny-llama-math', '--top', 'many'], context()), (e: Error) => e instanceof UsageError && /--top/.test(e.message));
   await assert.rejects(diffCommand.run(['tiny-llama-base', 'tiny-llama-math', '--colour'], context()), UsageError);
-  await assert.rejects(diffCommand.run(['tiny-llama-base', 'no-such-model'], context()), /cannot open "no-such-model"/);
+  await assert.rejects(diffCommand.run(['tiny-llama-base', 'no-such-model'], context()), (e: Error) => e instanceof UsageError && e.message === '"no-such-model" does not exist.');
+  await assert.rejects(diffCommand.run(['tiny-llama-base', '../../../formats/bad/duplicate_key.safetensors'], context()), /cannot open "\.\.\/\.\.\/\.\.\/formats\/bad\/duplicate_key\.safetensors": .*invalid offset for tensor `a`/);
+});
+
+test('graft diff of two architectures says nothing was compared instead of printing figures', async () => {
+  const ctx = context();
+  assert.equal(await diffCommand.run(['tiny-gpt2', 'tiny-bert'], ctx), 0);
+  assert.match(ctx.out, /0 tensors compared, 0 elements/);
+  assert.match(ctx.out, /No tensor has the same name and shape in both checkpoints, so nothing was compared/);
+  assert.doesNotMatch(ctx.out, /cosine/);
+  assert.match(ctx.out, /only in a \(40\): transformer\.h\.0\.attn\.c_attn\.bias/);
 });

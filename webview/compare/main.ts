@@ -331,6 +331,11 @@ function renderSummary(): void {
   }
   const s = report.summary;
   const fact = (label: string, value: string, title?: string) => el('span', { className: 'fact', title }, [el('span', { className: 'muted', textContent: `${label} ` }), el('span', { className: 'mono', textContent: value })]);
+  // Nothing compared (see the empty note): no figures that would read as "identical".
+  if (s.tensors === 0) {
+    summaryBar.replaceChildren(fact('Tensors', '0'));
+    return;
+  }
   summaryBar.replaceChildren(
     fact('Tensors', formatCount(s.tensors)),
     fact('Elements', formatCount(s.numel)),

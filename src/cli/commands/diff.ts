@@ -1,11 +1,10 @@
 // `graft diff <a> <b> [--base <c>] [--json] [--quick] [--top N]`: what fine-tuning changed, and where.
-import * as path from 'node:path';
 import { diffCheckpoints } from '../../core/diff/diff';
 import { summarizeLayers } from '../../core/diff/layers';
 import type { DiffReport, TensorDiff } from '../../core/diff/types';
 import { openCheckpoint } from '../../core/safetensors';
 import type { CheckpointLayout } from '../../core/safetensors/types';
-import { parseCommandLine } from '../args';
+import { displayPath, existingPath, parseCommandLine } from '../args';
 import { UsageError, type CliCommand, type CliContext } from '../context';
 
 const DEFAULT_TOP = 10;
@@ -72,8 +71,9 @@ function parseTop(value: string | undefined): number {
 }
 
 async function open(arg: string, ctx: CliContext): Promise<CheckpointLayout> {
+  const target = await existingPath(arg, ctx);
   try {
-    return await openCheckpoint(path.resolve(ctx.cwd, arg));
+    return await openCheckpoint(target);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new Error(`cannot open "${arg}": ${reason}`);
@@ -102,14 +102,16 @@ function progressLine(ctx: CliContext): { update(fraction: number): void; clear(
 export function formatReport(report: DiffReport, top: number, cwd: string): string {
   const lines: string[] = [];
   const s = report.summary;
-  const shown = (p: string) => (path.relative(cwd, p) || '.').split(path.sep).join('/');
+  const shown = (p: string) => displayPath(p, cwd);
   lines.push(`a: ${shown(report.a)}`);
   lines.push(`b: ${shown(report.b)}`);
   if (report.base) lines.push(`base: ${shown(report.base)}`);
   lines.push('');
   const mode = s.mode === 'quick' ? 'quick (sampled; run without --quick for exact figures)' : 'exact';
   lines.push(`${s.tensors} tensors compared, ${s.numel.toLocaleString('en-US')} elements, ${mode}`);
-  lines.push(`relative l2 ${fmt(s.rel_l2)}   cosine ${fmt(s.cosine, 6)}   changed ${pct(s.frac_changed)}   max |b-a| ${fmt(s.max_abs_diff ?? 0)}`);
+  // With nothing compared the sums are empty: print no figures that would read as "identical".
+  if (s.tensors === 0) lines.push('No tensor has the same name and shape in both checkpoints, so nothing was compared (are they the same architecture?).');
+  else lines.push(`relative l2 ${fmt(s.rel_l2)}   cosine ${fmt(s.cosine, 6)}   changed ${pct(s.frac_changed)}   max |b-a| ${fmt(s.max_abs_diff ?? 0)}`);
   if (s.cosine_tv !== undefined) {
     lines.push(`task vectors over base: cosine ${fmt(s.cosine_tv)}   sign agreement ${s.sign_agreement == null ? 'n/a' : pct(s.sign_agreement)}   conflict ${pct(s.conflict ?? 0)}   |a-base|/|base| ${fmt(s.rel_norm_a ?? null)}   |b-base|/|base| ${fmt(s.rel_norm_b ?? null)}`);
   }

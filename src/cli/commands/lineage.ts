@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { scanCatalog } from '../../core/catalog';
 import { buildLineage } from '../../core/lineage/build';
 import type { LineageEdge, LineageGraph, LineageNode } from '../../core/lineage/types';
-import { parseCommandLine } from '../args';
+import { displayPath, parseCommandLine } from '../args';
 import { UsageError, type CliCommand } from '../context';
 
 const USAGE = `Usage: graft lineage <dir> [--json] [--no-infer] [--hf-cache <dir> | --no-hf-cache]
@@ -43,7 +43,7 @@ export const lineageCommand: CliCommand = {
 
     const catalog = await scanCatalog([dir], { hfCache, signal: ctx.signal });
     const graph = await buildLineage(catalog, { root: dir, infer: !values['no-infer'], runner: ctx.runner(), signal: ctx.signal });
-    for (const problem of catalog.problems) ctx.stderr(`graft lineage: warning: ${shown(problem.path, ctx.cwd)}: ${problem.message}\n`);
+    for (const problem of catalog.problems) ctx.stderr(`graft lineage: warning: ${displayPath(problem.path, ctx.cwd)}: ${problem.message}\n`);
     if (values.json) ctx.stdout(JSON.stringify(graph, null, 2) + '\n');
     else ctx.stdout(formatLineageTree(graph));
     return 0;
@@ -69,9 +69,6 @@ function checkFolder(dir: string, what: string): void {
   if (!stats.isDirectory()) throw new UsageError(`${what} "${dir}" is a file; give the folder that holds your models.`);
 }
 
-function shown(p: string, cwd: string): string {
-  return (path.relative(cwd, p) || '.').split(path.sep).join('/');
-}
 
 function describeNode(node: LineageNode): string {
   const facts: string[] = [node.kind];
