@@ -2,6 +2,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { openCheckpoint, type CheckpointLayout } from '../core/safetensors';
 import { UsageError, type CliContext } from './context';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -36,4 +37,19 @@ export async function existingPath(arg: string, ctx: CliContext): Promise<string
 /** A path as the user should see it: relative to the working folder, with forward slashes. */
 export function displayPath(p: string, cwd: string): string {
   return (path.relative(cwd, p) || '.').split(path.sep).join('/');
+}
+
+/**
+ * Opens the checkpoint `target` (already resolved) that the user named `arg`; a failure names
+ * the argument, since a command may take several, and says what the command reads.
+ */
+export async function openCheckpointArgument(target: string, arg: string): Promise<CheckpointLayout> {
+  try {
+    return await openCheckpoint(target);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    const otherFile = !/\.(safetensors|json)$/i.test(target) && (await fsp.stat(target).then((s) => s.isFile(), () => false));
+    const hint = otherFile ? `${/[.!?]$/.test(reason) ? '' : '.'} It does not look like a safetensors file: Graft reads .safetensors files, *.safetensors.index.json sets and folders holding them.` : '';
+    throw new Error(`cannot open "${arg}": ${reason}${hint}`);
+  }
 }

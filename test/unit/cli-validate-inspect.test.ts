@@ -84,6 +84,19 @@ test('graft validate and inspect: wrong arguments are usage errors', async () =>
   }
 });
 
+test('graft inspect names the file it cannot open, and says what it reads when given another kind of file', async () => {
+  await assert.rejects(run(inspectCommand, [fixture('formats', 'bad', 'duplicate_key.safetensors')]), (e: Error) => /^cannot open ".*duplicate_key\.safetensors": Error while deserializing header: invalid offset for tensor `a`$/.test(e.message));
+  await assert.rejects(run(inspectCommand, [fixture('formats', 'all_dtypes.expected.json')]), (e: Error) => /^cannot open ".*all_dtypes\.expected\.json": /.test(e.message) && !/does not look like/.test(e.message));
+  const dir = tempDir();
+  const notes = path.join(dir, 'notes.txt');
+  try {
+    fs.writeFileSync(notes, 'not a checkpoint at all');
+    await assert.rejects(run(inspectCommand, [notes]), (e: Error) => e.message === `cannot open "${notes}": Error while deserializing header: header too large. It does not look like a safetensors file: Graft reads .safetensors files, *.safetensors.index.json sets and folders holding them.`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 interface Expected {
   dtype: string;
   shape: number[];

@@ -2,9 +2,8 @@
 import { diffCheckpoints } from '../../core/diff/diff';
 import { summarizeLayers } from '../../core/diff/layers';
 import type { DiffReport, TensorDiff } from '../../core/diff/types';
-import { openCheckpoint } from '../../core/safetensors';
 import type { CheckpointLayout } from '../../core/safetensors/types';
-import { displayPath, existingPath, parseCommandLine } from '../args';
+import { displayPath, existingPath, openCheckpointArgument, parseCommandLine } from '../args';
 import { UsageError, type CliCommand, type CliContext } from '../context';
 
 const DEFAULT_TOP = 10;
@@ -71,13 +70,7 @@ function parseTop(value: string | undefined): number {
 }
 
 async function open(arg: string, ctx: CliContext): Promise<CheckpointLayout> {
-  const target = await existingPath(arg, ctx);
-  try {
-    return await openCheckpoint(target);
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new Error(`cannot open "${arg}": ${reason}`);
-  }
+  return openCheckpointArgument(await existingPath(arg, ctx), arg);
 }
 
 /** A percentage line rewritten in place on stderr; only when stderr is a terminal. */

@@ -4,10 +4,10 @@
 import * as path from 'node:path';
 import { mapLimit } from '../../core/engine/pool';
 import { formatBytes, formatCount, formatParameters, formatShape } from '../../core/format';
-import { canDecode, openCheckpoint, type CheckpointLayout, type DType, type TensorRef } from '../../core/safetensors';
+import { canDecode, type CheckpointLayout, type DType, type TensorRef } from '../../core/safetensors';
 import { computeTensorStats, type TensorStats } from '../../core/stats';
 import type { CliCommand, CliContext } from '../context';
-import { parseCommandLine, pathArgument } from '../args';
+import { openCheckpointArgument, parseCommandLine, pathArgument } from '../args';
 
 const USAGE = `Usage: graft inspect <file.safetensors | folder | *.safetensors.index.json> [--json] [--stats]
 
@@ -59,8 +59,8 @@ async function statsFor(ctx: CliContext, tensors: readonly TensorRef[]): Promise
 }
 
 /** Builds the report (and computes statistics when asked). */
-export async function inspectTarget(target: string, ctx: CliContext, withStats: boolean): Promise<InspectReport> {
-  const layout = await openCheckpoint(target);
+export async function inspectTarget(target: string, ctx: CliContext, withStats: boolean, shownAs = target): Promise<InspectReport> {
+  const layout = await openCheckpointArgument(target, shownAs);
   const stats = withStats ? await statsFor(ctx, layout.tensors) : [];
   const tensors = layout.tensors.map((t, i): InspectTensor => {
     const entry: InspectTensor = { name: t.name, dtype: t.dtype, shape: t.shape, file: t.file };
@@ -167,7 +167,7 @@ export const inspectCommand: CliCommand = {
   async run(args, ctx) {
     const { values, positionals } = parseCommandLine(args, { json: { type: 'boolean' }, stats: { type: 'boolean' } });
     const target = await pathArgument(positionals, ctx, 'file or folder to inspect');
-    const report = await inspectTarget(target, ctx, values.stats ?? false);
+    const report = await inspectTarget(target, ctx, values.stats ?? false, positionals[0]);
     if (values.json) {
       ctx.stdout(JSON.stringify(report, null, 2) + '\n');
     } else {
