@@ -4,19 +4,9 @@
 // VS Code switches theme (it changes the body class and the CSS variables on <html>).
 import { color, interpolateRgb, rgb, type RGBColor } from 'd3';
 import type { NodeKind } from '../../src/core/lineage/types';
+import { KIND_COLOURS, themeColourVariable } from '../../src/shared/kindColours';
 
 export const kinds: readonly NodeKind[] = ['base', 'finetune', 'adapter', 'merge', 'quantized', 'checkpoint', 'external'];
-
-/** The theme variable each kind is drawn with (and a fallback if a theme leaves it out). */
-const kindVariables: Record<NodeKind, [string, string]> = {
-  base: ['--vscode-charts-blue', '#3794ff'],
-  finetune: ['--vscode-charts-green', '#89d185'],
-  adapter: ['--vscode-charts-orange', '#d18616'],
-  merge: ['--vscode-charts-purple', '#b180d7'],
-  quantized: ['--vscode-charts-red', '#f14c4c'],
-  checkpoint: ['--vscode-charts-yellow', '#cca700'],
-  external: ['--vscode-descriptionForeground', '#8b949e'],
-};
 
 const minimumContrast = 4.5;
 const tint = 0.2;
@@ -30,8 +20,8 @@ export function applyPalette(): void {
   const foreground = opaque(read('--vscode-foreground', '#cccccc'), background);
   const root = document.documentElement.style;
   for (const kind of kinds) {
-    const [variable, fallback] = kindVariables[kind];
-    const stroke = opaque(read(variable, fallback), background);
+    const { themeColour, fallback } = KIND_COLOURS[kind];
+    const stroke = opaque(read(themeColourVariable(themeColour), fallback), background);
     let fill = background;
     // External models are not on disk: outline only. High contrast themes: outlines only.
     if (kind !== 'external' && !highContrast) {

@@ -5,6 +5,7 @@
 import * as vscode from 'vscode';
 import { formatBytes, formatParameters } from '../../core/format';
 import type { LineageEdge, LineageGraph, LineageNode, NodeKind } from '../../core/lineage/types';
+import { KIND_COLOURS } from '../../shared/kindColours';
 import type { ModelIndex } from './modelIndex';
 
 export interface LineageElement {
@@ -19,16 +20,17 @@ export interface LineageElement {
   children: LineageElement[];
 }
 
-const ICONS: Record<NodeKind | 'inferred', [string, string]> = {
-  base: ['package', 'charts.blue'],
-  finetune: ['git-commit', 'charts.green'],
-  adapter: ['plug', 'charts.purple'],
-  merge: ['git-merge', 'charts.orange'],
-  quantized: ['file-zip', 'charts.yellow'],
-  checkpoint: ['history', 'charts.foreground'],
-  external: ['cloud', 'descriptionForeground'],
-  inferred: ['sparkle', 'charts.red'],
+/** Icon per kind; the colour is the kind's (as in the graph), and a link found only in the weights gets a sparkle. */
+const ICONS: Record<NodeKind, string> = {
+  base: 'package',
+  finetune: 'git-commit',
+  adapter: 'plug',
+  merge: 'git-merge',
+  quantized: 'file-zip',
+  checkpoint: 'history',
+  external: 'cloud',
 };
+const INFERRED_ICON = 'sparkle';
 
 const RELATION_LABEL: Record<string, string> = {
   finetune: 'fine-tune of',
@@ -76,7 +78,9 @@ export class LineageTreeProvider implements vscode.TreeDataProvider<LineageEleme
     const item = new vscode.TreeItem(node.label, state);
     item.id = element.key;
     const inferred = edge?.source === 'weights';
-    const [icon, colour] = element.link ? ['link', 'descriptionForeground'] : ICONS[inferred ? 'inferred' : node.kind] ?? ICONS.finetune;
+    // A kind this version does not know (an index saved by another version) is drawn as a finetune.
+    const kind = node.kind in ICONS ? node.kind : 'finetune';
+    const [icon, colour] = element.link ? ['link', 'descriptionForeground'] : [inferred ? INFERRED_ICON : ICONS[kind], KIND_COLOURS[kind].themeColour];
     item.iconPath = new vscode.ThemeIcon(icon, new vscode.ThemeColor(colour));
     const home = element.link ? this.byNode.get(node.id)?.parent?.node.label : undefined;
     item.description = element.link ? `${node.kind}${home ? ` · listed under ${home}` : ''}` : describe(node, edge);

@@ -159,6 +159,20 @@ describe('lineage graph', function () {
     assert.ok(rows.texts.some(isMathRow), `the tree did not select the model; selected rows: ${rows.texts.join(' | ')}`);
   });
 
+  it('colours a kind the same in the sidebar tree and in the graph', async function () {
+    const probe = requireProbe(this);
+    await vscode.commands.executeCommand('graft.showLineageGraph');
+    await nodeIdEndingWith(probe, 'merges/tiny-llama-math-code-ties');
+    await vscode.commands.executeCommand('graft.lineage.focus');
+    // The merge's own row (under its base), not a link row pointing to it.
+    const mergeIcon = '.pane-body .monaco-list-row[aria-label^="tiny-llama-math-code-ties "]:not([aria-label*="listed under"]) .codicon-git-merge';
+    await probe.workbench(mergeIcon, { minCount: 1, timeoutMs: 10_000 });
+    const treeColour = await probe.evaluate<string>('workbench', `getComputedStyle(document.querySelector(${JSON.stringify(mergeIcon)})).color`);
+    const graphColour = await probe.evaluate<string>('lineage', 'getComputedStyle(document.documentElement).getPropertyValue("--lineage-merge-stroke").trim()');
+    assert.match(treeColour, /^rgb\(/);
+    assert.equal(treeColour, graphColour, 'the merge icon in the tree and merge nodes in the graph should share a colour');
+  });
+
   it('follows a theme switch', async function () {
     const probe = requireProbe(this);
     await vscode.commands.executeCommand('graft.showLineageGraph');
