@@ -4,11 +4,14 @@ import * as path from 'node:path';
 import test from 'node:test';
 import { diffCacheKey, diffCheckpoints } from '../../src/core/diff/diff';
 import { summarizeLayers } from '../../src/core/diff/layers';
+import { accumulatePair, accumulatePairBits, accumulateWithBase, accumulateWithBaseBits, emptyPartial } from '../../src/core/diff/metrics';
+import { bf16ToF32Table } from '../../src/core/diff/read';
 import { diffTasks, type DiffTasks } from '../../src/core/diff/tasks';
 import type { DiffReport, TensorDiff } from '../../src/core/diff/types';
 import { InlineRunner, WorkerPool, type RunOptions, type TaskInput, type TaskOutput, type TaskRunner } from '../../src/core/engine/pool';
 import { CancelledError } from '../../src/core/engine/task';
 import { encodeFromFloat32, openCheckpoint, writeSafetensors } from '../../src/core/safetensors';
+import { f16ToF32Table } from '../../src/core/safetensors/dtypes';
 import type { DType } from '../../src/core/safetensors/types';
 import { fixture, tempDir, workerScript } from './helpers';
 
@@ -445,5 +448,38 @@ test('diffCacheKey changes when a weight file changes, not otherwise', async () 
     assert.notEqual(await diffCacheKey(a2, b2), key);
   } finally {
     fs.rmSync(dir, { recursive: true });
+  }
+});
+
+test('the 16-bit lookup kernels count changes, agreements and conflicts exactly as the checked loops do', () => {
+  // Patterns from a small pool, so equal values, +0 against -0, zero task vectors and ties with
+  // the base are common; every pattern is finite in its format.
+  const formats = [
+    { name: 'BF16', table: bf16ToF32Table(), pool: [0x0000, 0x8000, 0x0001, 0x8001, 0x3f80, 0xbf80, 0x3f81, 0x4000, 0xc000, 0x7f7f, 0xff7f, 0x0080, 0x3c00, 0x3c01] },
+    { name: 'F16', table: f16ToF32Table(), pool: [0x0000, 0x8000, 0x0001, 0x8001, 0x3c00, 0xbc00, 0x3c01, 0x4000, 0xc000, 0x7bff, 0xfbff, 0x0400, 0x3f80, 0x3f81] },
+  ];
+  let seed = 12345;
+  const pick = (pool: number[]) => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return pool[(seed >>> 16) % pool.length];
+  };
+  for (const { name, table, pool } of formats) {
+    const n = 20_000;
+    const [a, b, c] = [0, 1, 2].map(() => Uint16Array.from({ length: n }, () => pick(pool)));
+    const [va, vb, vc] = [a, b, c].map((bits) => Float32Array.from(bits, (x) => table[x]));
+    for (const withBase of [false, true]) {
+      const fast = emptyPartial();
+      const checked = emptyPartial();
+      if (withBase) {
+        accumulateWithBaseBits(fast, a, table, b, table, c, table, n);
+        accumulateWithBase(checked, va, vb, vc, n);
+      } else {
+        accumulatePairBits(fast, a, table, b, table, n);
+        accumulatePair(checked, va, vb, n);
+      }
+      assert.ok(checked.changed > 0 && checked.changed < n, `${name}: the pool should give both changed and unchanged positions`);
+      if (withBase) assert.ok(checked.signAgree > 0 && checked.signConflict > 0, `${name}: the pool should give agreements and conflicts`);
+      assert.deepEqual(fast, checked, `${name}${withBase ? ' with a base' : ''}`);
+    }
   }
 });

@@ -18,7 +18,7 @@ const LITTLE_ENDIAN_HOST = os.endianness() === 'LE';
 let bf16Table: Float32Array | undefined;
 
 /** bf16 is the top half of an f32: each pattern shifted into place through a uint32 view. */
-function bf16ToF32Table(): Float32Array {
+export function bf16ToF32Table(): Float32Array {
   if (!bf16Table) {
     bf16Table = new Float32Array(65536);
     const words = new Uint32Array(bf16Table.buffer);
