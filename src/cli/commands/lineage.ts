@@ -69,7 +69,6 @@ function checkFolder(dir: string, what: string): void {
   if (!stats.isDirectory()) throw new UsageError(`${what} "${dir}" is a file; give the folder that holds your models.`);
 }
 
-
 function describeNode(node: LineageNode): string {
   const facts: string[] = [node.kind];
   if (node.hubId && !node.id.startsWith('hub:')) facts.push(node.hubId);
