@@ -17,12 +17,13 @@ const CHROMIUM_ARGS = [
 
 /** The Chromium to drive: GRAFT_CHROMIUM, else chromium (or chromium-browser) on PATH. */
 function chromiumPath() {
-  const fromPath = (process.env.PATH ?? '')
-    .split(path.delimiter)
-    .filter(Boolean)
-    .flatMap((dir) => ['chromium', 'chromium-browser'].map((name) => path.join(dir, name)))
-    .find(isExecutableFile);
-  const found = process.env.GRAFT_CHROMIUM || fromPath;
+  const found =
+    process.env.GRAFT_CHROMIUM ||
+    (process.env.PATH ?? '')
+      .split(path.delimiter)
+      .filter(Boolean)
+      .flatMap((dir) => ['chromium', 'chromium-browser'].map((name) => path.join(dir, name)))
+      .find(isExecutableFile);
   if (!found || !fs.existsSync(found)) {
     throw new Error(
       'Chromium was not found (looked for GRAFT_CHROMIUM, then chromium on PATH). ' +
