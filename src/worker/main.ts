@@ -1,7 +1,7 @@
 // Worker-thread entry: runs the kernels of src/worker/tasks.ts for the WorkerPool.
 import { parentPort } from 'node:worker_threads';
 import { CancelledError, type TaskContext } from '../core/engine/task';
-import type { SerializedError, WorkerReply, WorkerRequest } from '../shared/protocol/worker';
+import type { SerializedError, WorkerReply, WorkerRequest } from '../core/engine/protocol';
 import { transferablesOf, workerTasks } from './tasks';
 
 const port = parentPort;

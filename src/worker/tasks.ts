@@ -1,16 +1,12 @@
 // The registry of kernels the worker threads can run. Each core domain exports its own map;
 // the pool's type (GraftTasks) is derived from this object so callers are type-checked.
+import { combineTaskMaps } from '../core/engine/pool';
 import { diffDetailTasks } from '../core/diff/detailTasks';
 import { diffTasks } from '../core/diff/tasks';
 import { lineageTasks } from '../core/lineage/tasks';
 import { statsTasks } from '../core/stats/tasks';
 
-export const workerTasks = {
-  ...statsTasks,
-  ...diffTasks,
-  ...diffDetailTasks,
-  ...lineageTasks,
-};
+export const workerTasks = combineTaskMaps(statsTasks, diffTasks, diffDetailTasks, lineageTasks);
 
 export type GraftTasks = typeof workerTasks;
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import { NON_LAYER_GROUP, parseTensorName } from '../../src/core/diff/names';
+import { NON_LAYER_GROUP, parseTensorName } from '../../src/core/tensors/names';
 
 type Expected = [name: string, group: string, layer: number | null, module: string];
 

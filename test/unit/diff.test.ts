@@ -5,13 +5,12 @@ import test from 'node:test';
 import { diffCacheKey, diffCheckpoints } from '../../src/core/diff/diff';
 import { summarizeLayers } from '../../src/core/diff/layers';
 import { accumulatePair, accumulatePairBits, accumulateWithBase, accumulateWithBaseBits, emptyPartial } from '../../src/core/diff/metrics';
-import { bf16ToF32Table } from '../../src/core/diff/read';
 import { diffTasks, type DiffTasks } from '../../src/core/diff/tasks';
 import type { DiffReport, TensorDiff } from '../../src/core/diff/types';
 import { InlineRunner, WorkerPool, type RunOptions, type TaskInput, type TaskOutput, type TaskRunner } from '../../src/core/engine/pool';
 import { CancelledError } from '../../src/core/engine/task';
 import { encodeFromFloat32, openCheckpoint, writeSafetensors } from '../../src/core/safetensors';
-import { f16ToF32Table } from '../../src/core/safetensors/dtypes';
+import { bf16ToF32Table, f16ToF32Table } from '../../src/core/safetensors/dtypes';
 import type { DType } from '../../src/core/safetensors/types';
 import { fixture, tempDir, workerScript } from './helpers';
 

@@ -12,6 +12,7 @@ import {
   f32BitsToF16,
   openCheckpoint,
   planSafetensors,
+  planShards,
   readElements,
   readHeader,
   readTensorBytes,
@@ -212,3 +213,24 @@ test('sharded writes split like transformers and open back as one checkpoint', w
   }
   await assert.rejects(writeShardedSafetensors(dir, tensors, { maxShardBytes: 1000 }), (e: SafetensorsError) => e.rule === 'target-exists');
 }));
+
+test('planShards splits from specs alone, as the in-memory sharded writer does', () => {
+  const specs = [
+    { name: 'a', dtype: 'F32' as const, shape: [100] },
+    { name: 'b', dtype: 'BF16' as const, shape: [300] },
+    { name: 'huge', dtype: 'F32' as const, shape: [1000] },
+    { name: 'c', dtype: 'F16' as const, shape: [10] },
+  ];
+  const plan = planShards(specs, 1000, 'model');
+  // a and b fill the 1000-byte limit exactly; the oversized tensor gets a shard of its own.
+  assert.deepEqual(plan.shards.map((s) => [s.file, s.specs.map((t) => t.name), s.bytes]), [
+    ['model-00001-of-00003.safetensors', ['a', 'b'], 1000],
+    ['model-00002-of-00003.safetensors', ['huge'], 4000],
+    ['model-00003-of-00003.safetensors', ['c'], 20],
+  ]);
+  const index = JSON.parse(plan.indexJson);
+  assert.equal(index.metadata.total_size, 5020);
+  assert.equal(index.metadata.total_parameters, 1410);
+  assert.deepEqual(Object.keys(index.weight_map), ['a', 'b', 'c', 'huge']);
+  assert.throws(() => planShards(specs, 0), /maxShardBytes must be a positive/);
+});

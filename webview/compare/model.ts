@@ -2,7 +2,7 @@
 // how each is coloured and ranked, the layer x module grid with its cell aggregation, the
 // interference summary that drives the merge guidance, CSV export and number formatting.
 import { summarizeLayers } from '../../src/core/diff/layers';
-import { parseTensorName } from '../../src/core/diff/names';
+import { parseTensorName } from '../../src/core/tensors/names';
 import type { DiffReport, TensorDiff } from '../../src/core/diff/types';
 
 export type MetricKey = 'rel_l2' | 'cosine' | 'frac_changed' | 'max_abs_diff' | 'cosine_tv' | 'sign_agreement' | 'conflict';

@@ -1,6 +1,6 @@
 // Flattens the tensor list into the rows the virtual table shows: a header per layer group,
 // then that group's tensors, after filtering.
-import { parseTensorName } from '../../src/core/diff/names';
+import { parseTensorName } from '../../src/core/tensors/names';
 import type { InspectorTensorRow } from '../../src/shared/protocol/inspector';
 
 export type Row =

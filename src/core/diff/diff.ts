@@ -10,7 +10,7 @@ import { CancelledError } from '../engine/task';
 import { samplePlan, type SampleRun } from '../sampling';
 import type { CheckpointLayout, TensorRef } from '../safetensors/types';
 import { emptyPartial, finalizeMetrics, mergePartial, scalePartial, type DiffPartial } from './metrics';
-import { parseTensorName } from './names';
+import { parseTensorName } from '../tensors/names';
 import type { DiffSegment, DiffTasks } from './tasks';
 import type { DiffReport, DiffSummary, ShapeMismatch, TensorDiff } from './types';
 

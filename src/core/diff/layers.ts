@@ -1,7 +1,7 @@
 // Rolls a report's tensors up into (group, layer) rows: the CLI's per-layer table and any view that
 // wants one figure per block. Exact, not averaged: the norms and cosines of a TensorDiff give back
 // the sums they came from, and the sums add.
-import { NON_LAYER_GROUP, parseTensorName } from './names';
+import { NON_LAYER_GROUP, parseTensorName } from '../tensors/names';
 import type { TensorDiff } from './types';
 
 export interface LayerDiff {

@@ -1,6 +1,7 @@
 // The diff metrics as sums that merge exactly: a kernel accumulates one DiffPartial per element
 // range, the orchestrator adds the partials of a tensor's ranges (in any order, from any worker)
 // and turns the total into metrics. Float64 throughout; the edge cases are documented in types.ts.
+import type { FloatArray } from '../tensors/chunkReader';
 import type { TensorDiff } from './types';
 
 /** Sums over the finite positions of one element range (or a merge of several). */
@@ -28,7 +29,6 @@ export interface DiffPartial {
   signConflict: number;
 }
 
-export type FloatArray = Float32Array | Float64Array;
 
 export function emptyPartial(): DiffPartial {
   return {

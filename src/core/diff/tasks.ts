@@ -3,16 +3,15 @@
 // buffers (the next sub-chunk is read while the current one is accumulated), so its memory is a
 // few bytes x 2 sets x 3 operands x chunkElements (tens of MiB at the default), whatever the
 // tensor sizes.
-import * as fs from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
 import type { TaskContext } from '../engine/task';
 import type { SampleRun } from '../sampling';
 import type { TensorRef } from '../safetensors/types';
 import {
   accumulatePair, accumulatePairBits, accumulatePairF32, accumulateWithBase, accumulateWithBaseBits, accumulateWithBaseF32, emptyPartial,
-  hasFiniteSums, mergePartial, type DiffPartial, type FloatArray,
+  hasFiniteSums, mergePartial, type DiffPartial,
 } from './metrics';
-import { RangeReader, type Operand } from './read';
+import { ChunkReader, type FloatArray, type Operand } from '../tensors/chunkReader';
+import { FileHandles, streamUnits } from '../tensors/stream';
 
 /** Elements read per operand and per positional read: ~4 MiB of float32 each. */
 export const DEFAULT_CHUNK_ELEMENTS = 1 << 20;
@@ -47,9 +46,9 @@ interface Unit {
 }
 
 interface Readers {
-  a: RangeReader;
-  b: RangeReader;
-  c: RangeReader;
+  a: ChunkReader;
+  b: ChunkReader;
+  c: ChunkReader;
 }
 
 interface Operands {
@@ -71,46 +70,30 @@ async function diffChunk(input: DiffChunkInput, ctx: TaskContext): Promise<DiffC
   });
   const total = units.reduce((n, u) => n + u.count, 0);
   const partials = input.segments.map(() => emptyPartial());
-  const handles = new Map<string, Promise<FileHandle>>();
-  const handleOf = (file: string): Promise<FileHandle> => {
-    let handle = handles.get(file);
-    if (!handle) {
-      handle = fs.open(file, 'r');
-      handles.set(file, handle);
-    }
-    return handle;
-  };
+  const handles = new FileHandles();
   // Two buffer sets: one being accumulated, one being filled by the read in flight.
-  const buffers = [0, 1].map(() => ({ a: new RangeReader(), b: new RangeReader(), c: new RangeReader() }));
-  const readUnit = async (unit: Unit, set: number): Promise<Operands> => {
+  const buffers = [0, 1].map(() => ({ a: new ChunkReader(), b: new ChunkReader(), c: new ChunkReader() }));
+  const readUnit = async (unit: Unit, slot: 0 | 1): Promise<Operands> => {
     const { a, b, base } = input.segments[unit.segment];
-    const readers = buffers[set];
+    const readers = buffers[slot];
     const [da, db, dc] = await Promise.all([
-      readers.a.read(a, await handleOf(a.file), unit.start, unit.count),
-      readers.b.read(b, await handleOf(b.file), unit.start, unit.count),
-      base ? readers.c.read(base, await handleOf(base.file), unit.start, unit.count) : undefined,
+      readers.a.read(a, await handles.get(a.file), unit.start, unit.count),
+      readers.b.read(b, await handles.get(b.file), unit.start, unit.count),
+      base ? readers.c.read(base, await handles.get(base.file), unit.start, unit.count) : undefined,
     ]);
     return { readers, a: da, b: db, c: dc };
   };
 
-  let pending: Promise<Operands> | undefined;
+  let done = 0;
   try {
-    let done = 0;
-    pending = units.length > 0 ? readUnit(units[0], 0) : undefined;
-    for (let i = 0; i < units.length; i++) {
-      const data = await pending!;
-      ctx.throwIfCancelled();
-      pending = i + 1 < units.length ? readUnit(units[i + 1], (i + 1) % 2) : undefined;
-      const unit = units[i];
+    await streamUnits(units, readUnit, (data, unit) => {
       accumulate(partials[unit.segment], data, unit.count);
       done += unit.count;
       ctx.progress(done / total);
-    }
+    }, ctx);
   } finally {
-    // A read still in flight (after a cancel or an error) must finish before its handle closes.
-    await pending?.catch(() => undefined);
-    const opened = await Promise.allSettled(handles.values());
-    await Promise.all(opened.map((h) => (h.status === 'fulfilled' ? h.value.close() : undefined)));
+    await handles.closeAll();
+    for (const set of buffers) for (const reader of Object.values(set)) reader.dispose();
   }
   return { partials };
 }

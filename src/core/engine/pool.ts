@@ -5,13 +5,27 @@
 
 import * as os from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { WorkerReply, WorkerRequest } from '../../shared/protocol/worker';
+import type { WorkerReply, WorkerRequest } from './protocol';
 import { CancelledError, inlineContext, type TaskHandler } from './task';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type TaskMap = Record<string, TaskHandler<any, any>>;
 export type TaskInput<M extends TaskMap, K extends keyof M> = Parameters<M[K]>[0];
 export type TaskOutput<M extends TaskMap, K extends keyof M> = Awaited<ReturnType<M[K]>>;
+
+type Combined<T extends readonly TaskMap[]> = T extends readonly [infer Head, ...infer Rest extends readonly TaskMap[]] ? Head & Combined<Rest> : unknown;
+
+/** One registry from several domains' maps; a kernel name registered twice is a programming error, not an override. */
+export function combineTaskMaps<T extends readonly TaskMap[]>(...maps: T): Combined<T> {
+  const combined: TaskMap = {};
+  for (const map of maps) {
+    for (const [name, handler] of Object.entries(map)) {
+      if (Object.prototype.hasOwnProperty.call(combined, name)) throw new Error(`Worker task "${name}" is registered twice; kernel names must be unique across task maps.`);
+      combined[name] = handler;
+    }
+  }
+  return combined as Combined<T>;
+}
 
 export interface RunOptions {
   signal?: AbortSignal;

@@ -47,6 +47,17 @@ export const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 
 // Lookup tables, built once on first use.
 
 let f16Table: Float32Array | undefined;
+let bf16Table: Float32Array | undefined;
+
+/** bfloat16 bits -> float32 value: bf16 is the top half of an f32, so each pattern shifts into place. */
+export function bf16ToF32Table(): Float32Array {
+  if (!bf16Table) {
+    bf16Table = new Float32Array(65536);
+    const words = new Uint32Array(bf16Table.buffer);
+    for (let bits = 0; bits < 65536; bits++) words[bits] = bits << 16;
+  }
+  return bf16Table;
+}
 
 /** float16 bits -> float32 value, for all 65536 patterns (exact: every f16 is an f32). */
 export function f16ToF32Table(): Float32Array {

@@ -4,7 +4,7 @@
 
 import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { canDecode, decodeInto, decodesToFloat64, decodeToFloat, dtypeBits, LITTLE_ENDIAN, unsupportedDecode } from './dtypes';
+import { canDecode, decodeToFloat, dtypeBits, unsupportedDecode } from './dtypes';
 import { SafetensorsError } from './errors';
 import { checkHeaderLength, HEADER_LENGTH_BYTES, parseHeader } from './header';
 import type { SafetensorsHeader, TensorRef } from './types';
@@ -76,7 +76,7 @@ export async function readHeader(path: string): Promise<SafetensorsHeader> {
   }
 }
 
-function checkRange(ref: TensorRef, start: number, count: number): void {
+export function checkRange(ref: TensorRef, start: number, count: number): void {
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start < 0 || count < 0 || start + count > ref.numel) {
     throw new SafetensorsError(
       `Elements [${start}, ${start + count}) are outside tensor "${ref.name}", which has ${ref.numel} elements.`,
@@ -107,7 +107,7 @@ export async function readTensorBytes(ref: TensorRef, start = 0, count = ref.num
   return bytes;
 }
 
-function checkDecodable(ref: TensorRef): void {
+export function checkDecodable(ref: TensorRef): void {
   if (!canDecode(ref.dtype)) {
     const error = unsupportedDecode(ref.dtype);
     throw new SafetensorsError(`Tensor "${ref.name}": ${error.message}`, { rule: error.rule, tensor: ref.name, file: ref.file });
@@ -115,7 +115,7 @@ function checkDecodable(ref: TensorRef): void {
 }
 
 /** First and one-past-last byte (relative to the tensor) holding elements [start, start + count). */
-function byteRange(ref: TensorRef, start: number, count: number): [number, number] {
+export function byteRange(ref: TensorRef, start: number, count: number): [number, number] {
   const bits = dtypeBits(ref.dtype);
   return [Math.floor((start * bits) / 8), Math.ceil(((start + count) * bits) / 8)];
 }
@@ -132,72 +132,4 @@ export async function readElements(ref: TensorRef, start: number, count: number,
   if (ref.dtype !== 'F4') return values;
   const skip = start % 2;
   return values.subarray(skip, skip + count);
-}
-
-/**
- * Buffers given back by disposed chunk readers, taken by the next ones on the same thread: a
- * worker running task after task keeps a few sub-chunk buffers instead of leaving one garbage
- * buffer per task for the collector (which frees external memory late).
- */
-const spareBuffers: ArrayBuffer[] = [];
-const MAX_SPARE_BUFFERS = 4;
-
-function takeBuffer(bytes: number): ArrayBuffer {
-  // Reuse only buffers that are not much larger than needed, so small reads do not pin big ones.
-  const i = spareBuffers.findIndex((b) => b.byteLength >= bytes && b.byteLength <= 2 * bytes);
-  return i >= 0 ? spareBuffers.splice(i, 1)[0] : new ArrayBuffer(bytes);
-}
-
-function giveBack(buffer: ArrayBuffer): void {
-  if (spareBuffers.length < MAX_SPARE_BUFFERS) spareBuffers.push(buffer);
-}
-
-/**
- * Reads element ranges of one tensor into buffers it holds for its lifetime, for loops over a
- * large tensor: no allocation per read, so memory stays flat however many chunks are read. The
- * array returned by read() is only valid until the next read() on the same reader. dispose()
- * hands the buffers to the next reader.
- */
-export class TensorChunkReader {
-  private readonly raw: Uint8Array;
-  private readonly values: Float32Array | Float64Array;
-  /** F32/F64 on little-endian hosts are read straight into the values' memory. */
-  private readonly direct: boolean;
-  private disposed = false;
-
-  constructor(
-    readonly ref: TensorRef,
-    /** The largest element count one read() will be asked for. */
-    readonly capacity: number,
-  ) {
-    checkDecodable(ref);
-    // One element more: an F4 range starting mid-byte decodes the extra leading element.
-    const slots = capacity + 1;
-    const wide = decodesToFloat64(ref.dtype);
-    const valueBuffer = takeBuffer(slots * (wide ? 8 : 4));
-    this.values = wide ? new Float64Array(valueBuffer, 0, slots) : new Float32Array(valueBuffer, 0, slots);
-    this.direct = LITTLE_ENDIAN && (ref.dtype === 'F32' || ref.dtype === 'F64');
-    this.raw = this.direct ? new Uint8Array(valueBuffer) : new Uint8Array(takeBuffer(Math.ceil((slots * dtypeBits(ref.dtype)) / 8)));
-  }
-
-  async read(start: number, count: number, handle: FileHandle): Promise<Float32Array | Float64Array> {
-    if (this.disposed) throw new Error('TensorChunkReader used after dispose().');
-    checkRange(this.ref, start, count);
-    if (count > this.capacity) throw new RangeError(`TensorChunkReader: ${count} elements exceed the capacity of ${this.capacity}.`);
-    const [firstByte, lastByte] = byteRange(this.ref, start, count);
-    const bytes = this.raw.subarray(0, lastByte - firstByte);
-    await readExactly(handle, bytes, this.ref.begin + firstByte, this.ref.file);
-    if (this.direct) return this.values.subarray(0, count);
-    const values = decodeInto(this.ref.dtype, bytes, this.values);
-    const skip = this.ref.dtype === 'F4' ? start % 2 : 0;
-    return values.subarray(skip, skip + count);
-  }
-
-  /** Releases the buffers for reuse; call once no read is pending and its results are no longer used. */
-  dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    giveBack(this.values.buffer as ArrayBuffer);
-    if (!this.direct) giveBack(this.raw.buffer as ArrayBuffer);
-  }
 }

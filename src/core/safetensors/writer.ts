@@ -353,64 +353,76 @@ export interface ShardOptions extends WriteOptions {
   metadata?: Record<string, string> | null;
 }
 
+export interface ShardPlan {
+  /** Shard file names (no folder) with the tensors each holds, in order. */
+  shards: { file: string; specs: TensorSpec[]; bytes: number }[];
+  /** `<baseName>.safetensors.index.json`. */
+  indexFile: string;
+  /** The index file's text: `{metadata: {total_parameters, total_size}, weight_map}`. */
+  indexJson: string;
+}
+
 /**
- * Splits tensors into shards the way transformers does (in the given order, a new shard when
- * the next tensor would not fit; a tensor larger than the limit gets a shard of its own), writes
- * them and an index `{metadata: {total_parameters, total_size}, weight_map}`. Always writes an
+ * Splits tensors into shards the way transformers does (in the given order, a new shard when the
+ * next tensor would not fit; a tensor larger than the limit gets a shard of its own), from specs
+ * alone, so an output can be sharded before any of its tensors exists.
+ */
+export function planShards(specs: readonly TensorSpec[], maxShardBytes: number, baseName = 'model'): ShardPlan {
+  if (!(maxShardBytes > 0)) throw specError(`maxShardBytes must be a positive number of bytes, not ${maxShardBytes}.`);
+  const groups: { specs: TensorSpec[]; bytes: number }[] = [];
+  let current: { specs: TensorSpec[]; bytes: number } = { specs: [], bytes: 0 };
+  let totalParameters = 0;
+  for (const spec of specs) {
+    const size = byteLength(spec);
+    if (current.specs.length > 0 && current.bytes + size > maxShardBytes) {
+      groups.push(current);
+      current = { specs: [], bytes: 0 };
+    }
+    current.specs.push(spec);
+    current.bytes += size;
+    totalParameters += spec.shape.reduce((a, b) => a * b, 1);
+  }
+  if (current.specs.length > 0 || groups.length === 0) groups.push(current);
+  const pad = (n: number) => String(n).padStart(5, '0');
+  const shards = groups.map((group, i) => ({ file: `${baseName}-${pad(i + 1)}-of-${pad(groups.length)}.safetensors`, ...group }));
+  const weightMap: Record<string, string> = {};
+  for (const shard of shards) for (const spec of shard.specs) weightMap[spec.name] = shard.file;
+  const sortedMap = Object.fromEntries(Object.keys(weightMap).sort(compareCodePoints).map((k) => [k, weightMap[k]]));
+  const totalSize = shards.reduce((n, shard) => n + shard.bytes, 0);
+  const index = { metadata: { total_parameters: totalParameters, total_size: totalSize }, weight_map: sortedMap };
+  return { shards, indexFile: `${baseName}.safetensors.index.json`, indexJson: JSON.stringify(index, null, 2) + '\n' };
+}
+
+/**
+ * Writes tensors held in memory as shards planned by planShards, then the index. Always writes an
  * index, even for a single shard, so callers get one layout.
  */
 export async function writeShardedSafetensors(dir: string, tensors: readonly TensorData[], options: ShardOptions): Promise<{ files: string[]; indexFile: string }> {
   const { maxShardBytes, baseName = 'model', metadata } = options;
-  if (!(maxShardBytes > 0)) throw specError(`maxShardBytes must be a positive number of bytes, not ${maxShardBytes}.`);
-  const shards: TensorData[][] = [];
-  let current: TensorData[] = [];
-  let currentBytes = 0;
-  for (const tensor of tensors) {
-    const size = tensor.data.byteLength;
-    if (current.length > 0 && currentBytes + size > maxShardBytes) {
-      shards.push(current);
-      current = [];
-      currentBytes = 0;
-    }
-    current.push(tensor);
-    currentBytes += size;
-  }
-  if (current.length > 0 || shards.length === 0) shards.push(current);
-
+  const plan = planShards(tensors, maxShardBytes, baseName);
+  const byName = new Map(tensors.map((t) => [t.name, t]));
   const folder = path.resolve(dir);
   await fsp.mkdir(folder, { recursive: true }).catch((error) => {
     throw ioError(error, folder, 'create');
   });
-  const pad = (n: number) => String(n).padStart(5, '0');
-  const names = shards.map((_, i) => `${baseName}-${pad(i + 1)}-of-${pad(shards.length)}.safetensors`);
-  const indexFile = path.join(folder, `${baseName}.safetensors.index.json`);
+  const files = plan.shards.map((shard) => path.join(folder, shard.file));
+  const indexFile = path.join(folder, plan.indexFile);
   if (!options.overwrite) {
-    for (const file of [indexFile, ...names.map((n) => path.join(folder, n))]) if (await exists(file)) throw targetExists(file);
+    for (const file of [indexFile, ...files]) if (await exists(file)) throw targetExists(file);
   }
-  const weightMap: Record<string, string> = {};
-  let totalSize = 0;
-  let totalParameters = 0;
   const written: string[] = [];
   try {
-    for (let i = 0; i < shards.length; i++) {
-      const file = path.join(folder, names[i]);
-      await writeSafetensors(file, shards[i], metadata, { overwrite: options.overwrite });
-      written.push(file);
-      for (const tensor of shards[i]) {
-        weightMap[tensor.name] = names[i];
-        totalSize += tensor.data.byteLength;
-        totalParameters += tensor.shape.reduce((a, b) => a * b, 1);
-      }
+    for (let i = 0; i < plan.shards.length; i++) {
+      await writeSafetensors(files[i], plan.shards[i].specs.map((spec) => byName.get(spec.name)!), metadata, { overwrite: options.overwrite });
+      written.push(files[i]);
     }
-    const sortedMap = Object.fromEntries(Object.keys(weightMap).sort(compareCodePoints).map((k) => [k, weightMap[k]]));
-    const index = { metadata: { total_parameters: totalParameters, total_size: totalSize }, weight_map: sortedMap };
-    await writeTextAtomically(indexFile, JSON.stringify(index, null, 2) + '\n', options.overwrite ?? false);
+    await writeTextAtomically(indexFile, plan.indexJson, options.overwrite ?? false);
   } catch (error) {
     // A half-written set is useless: remove the shards this call wrote.
     await Promise.all(written.map((file) => fsp.rm(file, { force: true })));
     throw error;
   }
-  return { files: names.map((n) => path.join(folder, n)), indexFile };
+  return { files, indexFile };
 }
 
 /** Writes a small text file through a partial file and a rename, like the tensor files. */

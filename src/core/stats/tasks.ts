@@ -2,10 +2,10 @@
 // million elements into two reused buffers, one ahead of the one being summarised, so a worker
 // holds two sub-chunks whatever the tensor size.
 
-import type { FileHandle } from 'node:fs/promises';
 import type { TaskContext } from '../engine/task';
-import { openForRead, TensorChunkReader } from '../safetensors/reader';
 import type { TensorRef } from '../safetensors/types';
+import { ChunkReader, type FloatArray } from '../tensors/chunkReader';
+import { elementRanges, FileHandles, streamUnits } from '../tensors/stream';
 import { addToHistogram, emptyPartial, mergePartials, summarize, type StatsPartial } from './accumulate';
 
 /** Elements decoded per read inside a kernel: 4-8 MB of values. */
@@ -25,39 +25,29 @@ export interface HistogramChunkInput extends StatsChunkInput {
 
 /**
  * Runs `visit` over [start, start + count) of a tensor, one sub-chunk at a time, reading the next
- * sub-chunk while the current one is visited. Two readers with fixed buffers alternate, so the
- * memory held is two sub-chunks whatever the range.
+ * sub-chunk while the current one is visited: two readers alternate, so the memory held is two
+ * sub-chunks whatever the range.
  */
-async function forEachSubChunk(input: StatsChunkInput, ctx: TaskContext, visit: (values: Float32Array | Float64Array) => void): Promise<void> {
+async function forEachSubChunk(input: StatsChunkInput, ctx: TaskContext, visit: (values: FloatArray) => void): Promise<void> {
   const { ref, start, count } = input;
-  const end = start + count;
-  const capacity = Math.min(SUB_CHUNK_ELEMENTS, count);
-  const readers = [new TensorChunkReader(ref, capacity), new TensorChunkReader(ref, capacity)];
-  let handle: FileHandle;
+  const readers = [new ChunkReader(), new ChunkReader()];
+  const handles = new FileHandles();
+  let done = 0;
   try {
-    handle = await openForRead(ref.file);
-  } catch (error) {
-    for (const reader of readers) reader.dispose();
-    throw error;
-  }
-  let turn = 0;
-  const read = (from: number) => readers[turn++ % 2].read(from, Math.min(capacity, end - from), handle);
-  let position = start;
-  let next = position < end ? read(position) : undefined;
-  try {
-    while (next) {
-      const values = await next;
-      position += values.length;
-      ctx.throwIfCancelled();
-      next = position < end ? read(position) : undefined;
-      visit(values);
-      ctx.progress((position - start) / count);
-    }
+    const handle = await handles.get(ref.file);
+    await streamUnits(
+      elementRanges(start, count, SUB_CHUNK_ELEMENTS),
+      (range, slot) => readers[slot].readValues(ref, handle, range.start, range.count),
+      (values) => {
+        visit(values);
+        done += values.length;
+        ctx.progress(done / count);
+      },
+      ctx,
+    );
     ctx.progress(1);
   } finally {
-    // A read-ahead abandoned by a cancel must settle before its handle closes.
-    await next?.catch(() => undefined);
-    await handle.close();
+    await handles.closeAll();
     for (const reader of readers) reader.dispose();
   }
 }

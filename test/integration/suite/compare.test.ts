@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { parseTensorName } from '../../../src/core/diff/names';
+import { parseTensorName } from '../../../src/core/tensors/names';
 import { openCheckpoint } from '../../../src/core/safetensors';
 import { requireProbe, type ProbeClient } from '../probe';
 import { testLayout } from '../workspace';

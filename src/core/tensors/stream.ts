@@ -1,0 +1,62 @@
+// The streaming loop shared by stats, diff and merge: units of work are read one ahead of the one
+// being processed, through two alternating slots (each with its own reused buffers), so reading
+// overlaps compute and the memory held is two units' worth whatever the tensor or model size.
+import type { FileHandle } from 'node:fs/promises';
+import { openForRead } from '../safetensors/reader';
+
+/** Cancellation as the loop sees it: the TaskContext of a worker kernel fits. */
+export interface StreamControl {
+  throwIfCancelled(): void;
+}
+
+/**
+ * Runs `process` over `units` in order. `read(unit, slot)` fills slot 0 or 1 (alternating), and the
+ * next unit's read is started before the current one is processed. A read still in flight when the
+ * loop ends early (cancel, error) is settled before this returns, so callers may close handles.
+ */
+export async function streamUnits<U, D>(
+  units: readonly U[],
+  read: (unit: U, slot: 0 | 1) => Promise<D>,
+  process: (data: D, unit: U, index: number) => void | Promise<void>,
+  control?: StreamControl,
+): Promise<void> {
+  let pending: Promise<D> | undefined = units.length > 0 ? read(units[0], 0) : undefined;
+  try {
+    for (let i = 0; i < units.length; i++) {
+      const data = await pending!;
+      control?.throwIfCancelled();
+      pending = i + 1 < units.length ? read(units[i + 1], ((i + 1) % 2) as 0 | 1) : undefined;
+      await process(data, units[i], i);
+    }
+  } finally {
+    await pending?.catch(() => undefined);
+  }
+}
+
+/** Element ranges [start, start + count) covering `count` elements from `start`, `size` at a time. */
+export function elementRanges(start: number, count: number, size: number): { start: number; count: number }[] {
+  const step = Math.max(1, Math.floor(size));
+  const out: { start: number; count: number }[] = [];
+  for (let offset = 0; offset < count; offset += step) out.push({ start: start + offset, count: Math.min(step, count - offset) });
+  return out;
+}
+
+/** Read handles opened once per file for the length of a task, closed together. */
+export class FileHandles {
+  private readonly handles = new Map<string, Promise<FileHandle>>();
+
+  get(file: string): Promise<FileHandle> {
+    let handle = this.handles.get(file);
+    if (!handle) {
+      handle = openForRead(file);
+      this.handles.set(file, handle);
+    }
+    return handle;
+  }
+
+  async closeAll(): Promise<void> {
+    const opened = await Promise.allSettled(this.handles.values());
+    this.handles.clear();
+    await Promise.all(opened.map((h) => (h.status === 'fulfilled' ? h.value.close().catch(() => undefined) : undefined)));
+  }
+}
