@@ -7,7 +7,7 @@ import {
 } from '../../src/core/catalog';
 import { CancelledError } from '../../src/core/engine/task';
 import { GgufValueType, writeGguf } from '../../src/core/gguf';
-import { parseProvenance, writeProvenance } from '../../src/core/lineage/provenance';
+import { parseProvenance, writeProvenance } from '../../src/core/catalog/provenance';
 import { encodeFromFloat32, writeSafetensors, writeShardedSafetensors } from '../../src/core/safetensors';
 import { fixture, tempDir } from './helpers';
 

@@ -15,7 +15,7 @@ import { CancelledError, inlineContext } from '../../src/core/engine/task';
 import { openCheckpoint, writeSafetensors } from '../../src/core/safetensors';
 import type { TensorRef } from '../../src/core/safetensors/types';
 import type { DiffReport, TensorDiff } from '../../src/core/diff/types';
-import type { TensorDiffDetail } from '../../src/shared/protocol/compare';
+import type { TensorDiffDetail } from '../../src/core/diff/types';
 import { buildGrid, cellValue, colourDomain, combine, metricOf, metricSpec, rankTensors, reportToCsv, summarizeInterference, type Cell } from '../../webview/compare/model';
 import { fixture, tempDir } from './helpers';
 

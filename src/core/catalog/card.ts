@@ -3,7 +3,7 @@
 // line that is exactly `---` (followed by a line break or the end of the text). Only the
 // fields lineage and the views use are kept; a field of the wrong type is reported, not fatal.
 import { parse as parseYaml } from 'yaml';
-import type { CardFacts } from '../lineage/types';
+import type { CardFacts } from './types';
 
 const FRONT_MATTER = /^\s*---[\r\n]+([\s\S]*?)[\r\n]+---(?:\r\n|\n|$)/;
 

@@ -2,7 +2,7 @@
 // takes the file's text and throws an Error whose message says what is wrong with it.
 import { parse as parseYaml } from 'yaml';
 import type { GgufHeader, GgufValue } from '../gguf';
-import { parseProvenance, provenanceModelNames } from '../lineage/provenance';
+import { parseProvenance, provenanceModelNames } from './provenance';
 import type { AdapterFacts, ConfigFacts, GgufBaseModel, GgufFacts, MergeFacts, TrainerFacts } from './types';
 
 function parseJsonObject(text: string, file: string): Record<string, unknown> {

@@ -7,3 +7,4 @@ export { defaultHfCacheDir, repoIdFromCacheFolder } from './hfcache';
 export {
   parseConfigFacts, parseAdapterFacts, parseMergekitFacts, parseProvenanceFacts, parseTrainerFacts, checkpointStepFromName, ggufFacts, hubIdFromUrl,
 } from './facts';
+export { PROVENANCE_FILE, parseProvenance, writeProvenance, provenanceModelNames, ProvenanceError, type GraftProvenance, type ProvenanceModel } from './provenance';

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CancelledError } from '../engine/task';
 import { readGgufHeader } from '../gguf';
-import { PROVENANCE_FILE } from '../lineage/provenance';
+import { PROVENANCE_FILE } from './provenance';
 import { openCheckpoint, type CheckpointLayout } from '../safetensors';
 import { CatalogCache, type CachedFolder } from './cache';
 import { parseModelCard } from './card';

@@ -1,6 +1,5 @@
 // What a scan of the user's folders finds: one entry per model, adapter, checkpoint or file,
 // with the facts its files declare. Shared by the lineage builder, the CLI and the VS Code tree.
-import type { CardFacts } from '../lineage/types';
 
 export type EntryKind = 'model' | 'file' | 'adapter' | 'trainer-checkpoint' | 'merge' | 'gguf';
 
@@ -11,6 +10,22 @@ export interface SourceFile {
   path: string;
   size: number;
   mtimeMs: number;
+}
+
+/** Facts from a model card (README.md front matter), as far as the card states them. */
+export interface CardFacts {
+  baseModel?: string[];
+  baseModelRelation?: string;
+  license?: string;
+  datasets?: string[];
+  language?: string[];
+  tags?: string[];
+  libraryName?: string;
+  pipelineTag?: string;
+  /** model-index results flattened: task/dataset/metric -> value. */
+  evalResults?: { task?: string; dataset?: string; metric: string; value: number | string }[];
+  co2?: { emissions?: number; source?: string; trainingType?: string; hardwareUsed?: string };
+  newVersion?: string;
 }
 
 export interface ConfigFacts {

@@ -5,7 +5,7 @@ import { promises as fsp } from 'node:fs';
 import type { TaskContext } from '../engine/task';
 import { readElements } from '../safetensors';
 import type { TensorRef } from '../safetensors/types';
-import type { TensorDiffDetail } from '../../shared/protocol/compare';
+import type { TensorDiffDetail } from './types';
 
 /** Rows beyond this are aggregated into this many buckets of consecutive rows. */
 export const DETAIL_ROW_BUCKETS = 1024;

@@ -93,3 +93,36 @@ export interface DiffReport {
   base_mismatch?: string[];
   summary: DiffSummary;
 }
+
+/** Distribution of b - a for one tensor and how the change spreads along its first dimension. */
+export interface TensorDiffDetail {
+  name: string;
+  shape: number[];
+  numel: number;
+  histogram: {
+    /** Smallest and largest finite b - a. Equal when every difference is the same (all counts in bin 0). */
+    min: number;
+    max: number;
+    /** counts[i] = elements with min + i*w <= d < min + (i+1)*w, w = (max-min)/bins; the last bin includes max. */
+    counts: Float64Array;
+  };
+  /** Elements with b == a exactly. */
+  unchanged: number;
+  /** Elements where b - a is NaN or infinite (left out of the histogram and the norms). */
+  nonFinite: number;
+  /** ||b - a|| and ||a|| over the whole tensor (finite differences only). */
+  diffNorm: number;
+  baseNorm: number;
+  rows: {
+    /** Length of dim 0 (1 for a scalar). */
+    count: number;
+    /**
+     * Buckets of consecutive rows: row r is in bucket floor(r * buckets / count), so with at most
+     * 1,024 rows each bucket is one row. start[i] is the first row of bucket i.
+     */
+    start: Float64Array;
+    /** sqrt(sum over the bucket's rows of ||b_row - a_row||^2) and the same for ||a_row||. */
+    diffNorm: Float64Array;
+    baseNorm: Float64Array;
+  };
+}

@@ -4,4 +4,3 @@ export { buildLineage, type BuildLineageOptions } from './build';
 export { lineageTasks } from './tasks';
 export { computeFingerprint, fingerprintLayout, samplesPerTensor, FINGERPRINT_VERSION, type FingerprintInput, type FingerprintSegment } from './fingerprint';
 export { groupMetrics, inferGroupEdges, type GroupMember, type GroupMetrics } from './infer';
-export { PROVENANCE_FILE, parseProvenance, writeProvenance, provenanceModelNames, ProvenanceError, type GraftProvenance, type ProvenanceModel } from './provenance';

@@ -5,23 +5,9 @@ export type NodeKind =
 
 export type Relation = 'finetune' | 'adapter' | 'merge' | 'quantized' | 'checkpoint' | 'copy';
 
-export type EdgeSource = 'card' | 'adapter_config' | 'mergekit_config' | 'trainer' | 'provenance' | 'weights';
+import type { CardFacts } from '../catalog/types';
 
-/** Facts from a model card (README.md front matter), as far as the card states them. */
-export interface CardFacts {
-  baseModel?: string[];
-  baseModelRelation?: string;
-  license?: string;
-  datasets?: string[];
-  language?: string[];
-  tags?: string[];
-  libraryName?: string;
-  pipelineTag?: string;
-  /** model-index results flattened: task/dataset/metric -> value. */
-  evalResults?: { task?: string; dataset?: string; metric: string; value: number | string }[];
-  co2?: { emissions?: number; source?: string; trainingType?: string; hardwareUsed?: string };
-  newVersion?: string;
-}
+export type EdgeSource = 'card' | 'adapter_config' | 'mergekit_config' | 'trainer' | 'provenance' | 'weights';
 
 export interface LineageNode {
   /**

@@ -1,6 +1,8 @@
 // Messages between the Compare panel (src/extension/webviews/comparePanel.ts) and its webview
 // (webview/compare/), and the result of the tensor detail kernel (src/core/diff/detail.ts).
-import type { DiffReport } from '../../core/diff/types';
+import type { DiffReport, TensorDiffDetail } from '../../core/diff/types';
+
+export type { TensorDiffDetail };
 
 /** One side of a comparison as the user picked it. */
 export interface CompareSideView {
@@ -12,39 +14,6 @@ export interface CompareRequestView {
   a: CompareSideView;
   b: CompareSideView;
   base?: CompareSideView;
-}
-
-/** Distribution of b - a for one tensor and how the change spreads along its first dimension. */
-export interface TensorDiffDetail {
-  name: string;
-  shape: number[];
-  numel: number;
-  histogram: {
-    /** Smallest and largest finite b - a. Equal when every difference is the same (all counts in bin 0). */
-    min: number;
-    max: number;
-    /** counts[i] = elements with min + i*w <= d < min + (i+1)*w, w = (max-min)/bins; the last bin includes max. */
-    counts: Float64Array;
-  };
-  /** Elements with b == a exactly. */
-  unchanged: number;
-  /** Elements where b - a is NaN or infinite (left out of the histogram and the norms). */
-  nonFinite: number;
-  /** ||b - a|| and ||a|| over the whole tensor (finite differences only). */
-  diffNorm: number;
-  baseNorm: number;
-  rows: {
-    /** Length of dim 0 (1 for a scalar). */
-    count: number;
-    /**
-     * Buckets of consecutive rows: row r is in bucket floor(r * buckets / count), so with at most
-     * 1,024 rows each bucket is one row. start[i] is the first row of bucket i.
-     */
-    start: Float64Array;
-    /** sqrt(sum over the bucket's rows of ||b_row - a_row||^2) and the same for ||a_row||. */
-    diffNorm: Float64Array;
-    baseNorm: Float64Array;
-  };
 }
 
 export type ExportFormat = 'png' | 'svg' | 'csv' | 'json';
