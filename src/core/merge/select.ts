@@ -1,0 +1,279 @@
+// Exact rank cuts over a whole tensor without holding it: "the first R elements" in magnitude order
+// (top-k for TIES, the bands of breadcrumbs), found by radix selection over streamed chunks. Keys
+// are float32 bit patterns of non-negative values, whose unsigned order is their numeric order.
+// Ties are broken by flat index, the lower index first, in both orders, so the cut is unique:
+//   pass hi: a histogram of the top 16 key bits  -> the bucket holding the R-th element;
+//   pass lo: a histogram of the low 16 bits in that bucket -> the threshold key T and how many
+//            elements equal to T belong to the cut (`need`);
+//   pass eq: only when some but not all elements equal to T belong: how many equal T in each
+//            block, so a chunk knows how many came before it.
+import { SUM_BLOCK } from './exact';
+import type { ChunkData, Found, Stage, TensorView } from './methods/types';
+
+export type CutOrder = 'asc' | 'desc';
+
+export interface CutRequest {
+  /** Which key array (from keysOf) the cut ranks. */
+  key: number;
+  /** How many elements the cut holds. */
+  rank: number;
+  /** desc: the largest first (top-k); asc: the smallest first. */
+  order: CutOrder;
+}
+
+export interface RankCut {
+  kind: 'rank-cut';
+  order: CutOrder;
+  /** Every element is in the cut, or none is. */
+  all?: boolean;
+  none?: boolean;
+  threshold: number;
+  /** How many elements equal to the threshold are in the cut (the lowest-indexed ones). */
+  need: number;
+  /** Elements equal to the threshold before each block, from block eqPrefixBlock on. */
+  eqPrefix?: Float64Array;
+  eqPrefixBlock: number;
+  /** Elements equal to the threshold before the chunk being applied. */
+  eqBefore: number;
+}
+
+const BUCKETS = 65536;
+
+interface HiPartial { hist: Uint32Array[] }
+interface HiFound { bucket: number; before: number; all?: boolean; none?: boolean }
+interface LoFound { threshold: number; need: number; eqTotal: number; all?: boolean; none?: boolean }
+interface EqPartial { start: number; counts: Uint32Array[] }
+
+/** Walks bucket counts in the cut's order and finds the bucket holding the rank-th element. */
+function locate(counts: ArrayLike<number>, rank: number, order: CutOrder): { index: number; before: number } {
+  let before = 0;
+  for (let step = 0; step < counts.length; step++) {
+    const index = order === 'desc' ? counts.length - 1 - step : step;
+    const c = counts[index];
+    if (before + c >= rank) return { index, before };
+    before += c;
+  }
+  throw new Error('rank cut: the histogram holds fewer elements than the rank (internal error).');
+}
+
+/**
+ * The stages of a set of rank cuts under `id`. `found[id]` ends as RankCut[] in request order.
+ * Chunks passed to these stages and to apply must start at multiples of SUM_BLOCK.
+ */
+export function rankCutStages(
+  id: string,
+  keysOf: (t: TensorView, found: Found, chunk: ChunkData) => Uint32Array[],
+  cutsOf: (t: TensorView, found: Found) => CutRequest[],
+): (t: TensorView, found: Found) => Stage | null {
+  const hiId = `${id}.hi`;
+  const loId = `${id}.lo`;
+  const eqId = `${id}.eq`;
+
+  const hiStage: Stage<HiPartial> = {
+    id: hiId,
+    map(t, found, chunk) {
+      const keys = keysOf(t, found, chunk);
+      const hist = keys.map((k) => {
+        const h = new Uint32Array(BUCKETS);
+        for (let i = 0; i < k.length; i++) h[k[i] >>> 16]++;
+        return h;
+      });
+      return { hist };
+    },
+    merge(a, b) {
+      // In place: a partial is never used again once merged.
+      a.hist.forEach((h, i) => {
+        const other = b.hist[i];
+        for (let j = 0; j < h.length; j++) h[j] += other[j];
+      });
+      return a;
+    },
+    finalize(p, t, found): HiFound[] {
+      return cutsOf(t, found).map((cut) => {
+        if (cut.rank <= 0) return { bucket: 0, before: 0, none: true };
+        if (cut.rank >= t.numel) return { bucket: 0, before: 0, all: true };
+        const { index, before } = locate(p.hist[cut.key], cut.rank, cut.order);
+        return { bucket: index, before };
+      });
+    },
+  };
+
+  const loStage: Stage<HiPartial> = {
+    id: loId,
+    map(t, found, chunk) {
+      const keys = keysOf(t, found, chunk);
+      const his = found[hiId] as HiFound[];
+      const hist = cutsOf(t, found).map((cut, c) => {
+        const h = new Uint32Array(BUCKETS);
+        if (his[c].all || his[c].none) return h;
+        const k = keys[cut.key];
+        const bucket = his[c].bucket;
+        for (let i = 0; i < k.length; i++) if (k[i] >>> 16 === bucket) h[k[i] & 0xffff]++;
+        return h;
+      });
+      return { hist };
+    },
+    merge: hiStage.merge,
+    finalize(p, t, found): LoFound[] {
+      const his = found[hiId] as HiFound[];
+      return cutsOf(t, found).map((cut, c) => {
+        const hi = his[c];
+        if (hi.all || hi.none) return { threshold: 0, need: 0, eqTotal: 0, all: hi.all, none: hi.none };
+        const { index, before } = locate(p.hist[c], cut.rank - hi.before, cut.order);
+        const need = cut.rank - hi.before - before;
+        return { threshold: ((hi.bucket << 16) | index) >>> 0, need, eqTotal: p.hist[c][index] };
+      });
+    },
+  };
+
+  const partialTie = (lo: LoFound) => !lo.all && !lo.none && lo.need > 0 && lo.need < lo.eqTotal;
+
+  const eqStage: Stage<EqPartial> = {
+    id: eqId,
+    map(t, found, chunk) {
+      const keys = keysOf(t, found, chunk);
+      const los = found[loId] as LoFound[];
+      const blocks = Math.ceil(chunk.count / SUM_BLOCK);
+      const counts = cutsOf(t, found).map((cut, c) => {
+        const out = new Uint32Array(blocks);
+        if (!partialTie(los[c])) return out;
+        const k = keys[cut.key];
+        const threshold = los[c].threshold;
+        for (let i = 0; i < k.length; i++) if (k[i] === threshold) out[(i / SUM_BLOCK) | 0]++;
+        return out;
+      });
+      return { start: chunk.start, counts };
+    },
+    merge(a, b) {
+      return {
+        start: a.start,
+        counts: a.counts.map((x, i) => {
+          const joined = new Uint32Array(x.length + b.counts[i].length);
+          joined.set(x);
+          joined.set(b.counts[i], x.length);
+          return joined;
+        }),
+      };
+    },
+    finalize(p) {
+      return p.counts.map((counts) => {
+        const prefix = new Float64Array(counts.length + 1);
+        for (let i = 0; i < counts.length; i++) prefix[i + 1] = prefix[i] + counts[i];
+        return prefix;
+      });
+    },
+  };
+
+  return (t, found) => {
+    if (found[id]) return null;
+    if (!found[hiId]) return hiStage as Stage;
+    if (!found[loId]) return loStage as Stage;
+    const los = found[loId] as LoFound[];
+    if (!found[eqId] && los.some(partialTie)) return eqStage as Stage;
+    const prefixes = found[eqId] as Float64Array[] | undefined;
+    const orders = cutsOf(t, found).map((c) => c.order);
+    found[id] = los.map((lo, c): RankCut => ({
+      kind: 'rank-cut',
+      order: orders[c],
+      all: lo.all,
+      none: lo.none,
+      threshold: lo.threshold,
+      need: lo.need,
+      eqPrefix: partialTie(lo) ? prefixes![c] : undefined,
+      eqPrefixBlock: 0,
+      eqBefore: 0,
+    }));
+    return null;
+  };
+}
+
+function isCutList(value: unknown): value is RankCut[] {
+  return Array.isArray(value) && value.length > 0 && (value[0] as RankCut)?.kind === 'rank-cut';
+}
+
+/**
+ * Stage results as a task over [start, start + count) needs them: the per-block table of each rank
+ * cut shrinks to the blocks of that range, and the eq-pass partial table (folded into the cuts)
+ * is left out.
+ */
+export function sliceForRange(found: Found, start: number, count: number): Found {
+  const out: Found = {};
+  const first = Math.floor(start / SUM_BLOCK);
+  const last = Math.ceil((start + count) / SUM_BLOCK);
+  for (const [key, value] of Object.entries(found)) {
+    if (key.endsWith('.eq')) continue;
+    out[key] = isCutList(value)
+      ? value.map((cut) => (cut.eqPrefix ? { ...cut, eqPrefix: cut.eqPrefix.slice(first - cut.eqPrefixBlock, last - cut.eqPrefixBlock + 1), eqPrefixBlock: first } : cut))
+      : value;
+  }
+  return out;
+}
+
+/** Stage results for the chunk starting at `start` (a multiple of SUM_BLOCK): each cut knows how many threshold-equal elements came before. */
+export function projectForChunk(found: Found, start: number): Found {
+  const out: Found = {};
+  const block = start / SUM_BLOCK;
+  for (const [key, value] of Object.entries(found)) {
+    out[key] = isCutList(value) ? value.map((cut) => ({ ...cut, eqBefore: cut.eqPrefix ? cut.eqPrefix[block - cut.eqPrefixBlock] : 0 })) : value;
+  }
+  return out;
+}
+
+/** Walks a chunk's elements in order and says which are in a cut. */
+export class CutCursor {
+  private eqSeen: number;
+
+  constructor(private readonly cut: RankCut) {
+    this.eqSeen = cut.eqBefore;
+  }
+
+  /** Call once per element, in index order. */
+  takes(key: number): boolean {
+    const cut = this.cut;
+    if (cut.none) return false;
+    if (cut.all) return true;
+    if (key === cut.threshold) return this.eqSeen++ < cut.need;
+    return cut.order === 'desc' ? key > cut.threshold : key < cut.threshold;
+  }
+}
+
+/**
+ * Zeroes, in place, the elements of `values` outside a magnitude cut (or, with `outside`, outside
+ * the band between two ascending cuts: in `outside[1]` and not in `outside[0]`). The hot loop of
+ * TIES and breadcrumbs, so the cursor logic is inlined.
+ */
+export function keepInCut(values: Float32Array, cut: RankCut): void {
+  if (cut.all) return;
+  if (cut.none) {
+    values.fill(0);
+    return;
+  }
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const threshold = cut.threshold;
+  const need = cut.need;
+  let eqSeen = cut.eqBefore;
+  const desc = cut.order === 'desc';
+  for (let e = 0; e < bits.length; e++) {
+    const key = bits[e] & 0x7fffffff;
+    let keep: boolean;
+    if (key === threshold) keep = eqSeen++ < need;
+    else keep = desc ? key > threshold : key < threshold;
+    if (!keep) values[e] = 0;
+  }
+}
+
+const keyScratch = new Float32Array(1);
+const keyBits = new Uint32Array(keyScratch.buffer);
+
+/** |values| as float32 bit patterns (sign cleared), the keys of magnitude cuts: overwrites `values`. */
+export function magnitudeKeys(values: Float32Array): Uint32Array {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  for (let i = 0; i < bits.length; i++) bits[i] &= 0x7fffffff;
+  return bits;
+}
+
+/** The key of one non-negative float32 value. */
+export function keyOf(value: number): number {
+  keyScratch[0] = value;
+  return keyBits[0] & 0x7fffffff;
+}
