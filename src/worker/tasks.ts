@@ -4,9 +4,10 @@ import { combineTaskMaps } from '../core/engine/pool';
 import { diffDetailTasks } from '../core/diff/detailTasks';
 import { diffTasks } from '../core/diff/tasks';
 import { lineageTasks } from '../core/lineage/tasks';
+import { mergeTasks } from '../core/merge/tasks';
 import { statsTasks } from '../core/stats/tasks';
 
-export const workerTasks = combineTaskMaps(statsTasks, diffTasks, diffDetailTasks, lineageTasks);
+export const workerTasks = combineTaskMaps(statsTasks, diffTasks, diffDetailTasks, lineageTasks, mergeTasks);
 
 export type GraftTasks = typeof workerTasks;
 
