@@ -18,8 +18,8 @@ export interface CliIO {
 
 export interface CliContext extends CliIO {
   cwd: string;
-  /** The compute engine; started on first use, shut down when the command returns. */
-  runner(): TaskRunner<GraftTasks>;
+  /** The compute engine; started on first use (with `size` workers if given), shut down when the command returns. */
+  runner(size?: number): TaskRunner<GraftTasks>;
   /** Aborted on Ctrl-C. */
   signal: AbortSignal;
 }
@@ -43,8 +43,8 @@ export function createContext(io: CliIO, signal: AbortSignal, workerScript = bun
     ...io,
     cwd: process.cwd(),
     signal,
-    runner() {
-      pool ??= new WorkerPool<GraftTasks>({ workerScript, size: defaultPoolSize({ reserveMainThread: false }) });
+    runner(size?: number) {
+      pool ??= new WorkerPool<GraftTasks>({ workerScript, size: size ?? defaultPoolSize({ reserveMainThread: false }) });
       return pool;
     },
     async dispose() {

@@ -4,10 +4,11 @@ import { CancelledError } from '../core/engine/task';
 import { diffCommand } from './commands/diff';
 import { inspectCommand } from './commands/inspect';
 import { lineageCommand } from './commands/lineage';
+import { mergeCommand } from './commands/merge';
 import { validateCommand } from './commands/validate';
 import { createContext, UsageError, type CliCommand, type CliIO } from './context';
 
-const COMMANDS: CliCommand[] = [validateCommand, inspectCommand, lineageCommand, diffCommand];
+const COMMANDS: CliCommand[] = [validateCommand, inspectCommand, lineageCommand, diffCommand, mergeCommand];
 
 function helpText(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
