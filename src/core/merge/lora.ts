@@ -162,6 +162,9 @@ export async function loadAdapter(dir: string, baseTensors: Map<string, TensorRe
   }
   for (const t of layout.tensors) {
     if (used.has(t.name) || /\.lora_(embedding_)?[AB](\.weight)?$/.test(t.name)) continue;
+    if (!t.name.startsWith(PREFIX) && !t.name.includes('modules_to_save')) {
+      throw new AdapterError(`Adapter "${dir}" holds "${t.name}", which is neither a LoRA factor nor a module saved by peft (names start with "${PREFIX}"). Is it a full model rather than an adapter?`);
+    }
     const target = modulePath(t.name);
     const base = baseTensors.get(target);
     if (!base) throw shapeError(`it saves "${t.name}", which matches no tensor of the base`);

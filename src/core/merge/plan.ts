@@ -92,10 +92,31 @@ export interface MergePlan {
 const PRE_LAYER = /(^|\.)(embed_tokens|embed|embeddings|wte|wpe|word_embeddings|tok_embeddings|position_embeddings|token_type_embeddings|embed_in)(\.|$)/;
 const FLOAT_OUT: DType[] = ['F32', 'F16', 'BF16'];
 
+/** Problems found while planning; a model with another architecture would give one per tensor, so those are capped. */
 class Problems {
   readonly list: RecipeProblem[] = [];
+  private readonly perTensor = new Map<string, { shown: number; hidden: number; last: RecipeProblem }>();
+
   add(problem: RecipeProblem): void {
+    if (problem.code === 'shape' || problem.code === 'vocab') {
+      const key = `${problem.code}:${problem.pos.line}:${problem.pos.col}`;
+      const seen = this.perTensor.get(key) ?? { shown: 0, hidden: 0, last: problem };
+      this.perTensor.set(key, seen);
+      if (seen.shown >= 5) {
+        seen.hidden++;
+        return;
+      }
+      seen.shown++;
+    }
     this.list.push(problem);
+  }
+
+  /** The problem list, with a line for every capped group. */
+  finish(): RecipeProblem[] {
+    for (const { hidden, last } of this.perTensor.values()) {
+      if (hidden > 0) this.list.push({ ...last, message: `...and ${hidden} more tensor${hidden === 1 ? '' : 's'} of this model differ the same way.` });
+    }
+    return this.list.sort((a, b) => a.pos.line - b.pos.line || a.pos.col - b.pos.col);
   }
 }
 
@@ -614,8 +635,7 @@ export async function planMerge(recipe: Recipe, options: PlanOptions = {}): Prom
   }
   if (problems.list.length > 0 || !final) {
     if (problems.list.length === 0) problems.add({ code: 'stage', message: 'The recipe produced no tensors.', pos: lastStage.pos });
-    problems.list.sort((a, b) => a.pos.line - b.pos.line || a.pos.col - b.pos.col);
-    throw new RecipeError(recipe.file, problems.list);
+    throw new RecipeError(recipe.file, problems.finish());
   }
 
   const tensors = final.order.map((name) => final!.outputs.get(name)!.planned);

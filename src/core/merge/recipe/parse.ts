@@ -47,22 +47,32 @@ function keyName(pair: Pair): string {
   return isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
 }
 
+/** A tag beyond YAML's own (!!python/object and the like): never honoured, reported as an error. */
+const PLAIN_TAGS = new Set(['str', 'int', 'float', 'bool', 'null', 'seq', 'map'].map((t) => `tag:yaml.org,2002:${t}`));
+
+function foreignTag(node: unknown): string | undefined {
+  const tag = (node as { tag?: string } | null)?.tag;
+  return tag && !PLAIN_TAGS.has(tag) ? tag.replace('tag:yaml.org,2002:', '!!') : undefined;
+}
+
 function stringAt(node: unknown, c: Collector, what: string): At<string> | undefined {
-  if (isScalar(node) && typeof node.value === 'string' && node.value.trim() !== '' && !node.tag) return { value: node.value.trim(), pos: c.pos(node) };
-  if (isScalar(node) && node.tag) {
-    c.add({ code: 'type', message: `${what} has a YAML tag (${node.tag}); recipes take plain values only.`, pos: c.pos(node) });
+  const tag = foreignTag(node);
+  if (tag) {
+    c.add({ code: 'type', message: `${what} has a YAML tag (${tag}); recipes take plain values only, and tags are never executed.`, pos: c.pos(node as YamlNode) });
     return undefined;
   }
+  if (isScalar(node) && typeof node.value === 'string' && node.value.trim() !== '') return { value: node.value.trim(), pos: c.pos(node) };
   c.add({ code: 'type', message: `${what} must be a non-empty string, not ${describe(node)}.`, pos: c.pos(node as YamlNode) });
   return undefined;
 }
 
 function settingOf(node: unknown, c: Collector, name: string): Setting | undefined {
+  const tag = foreignTag(node);
+  if (tag) {
+    c.add({ code: 'type', message: `Parameter "${name}" has a YAML tag (${tag}); write a plain value (tags are never executed).`, pos: c.pos(node as YamlNode) });
+    return undefined;
+  }
   if (isScalar(node)) {
-    if (node.tag && !node.tag.startsWith('tag:yaml.org,2002:')) {
-      c.add({ code: 'type', message: `Parameter "${name}" has a YAML tag (${node.tag}); write a plain value.`, pos: c.pos(node) });
-      return undefined;
-    }
     const v = node.value;
     if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'string') return { kind: 'scalar', value: v };
     c.add({ code: 'type', message: `Parameter "${name}" must be a number, true/false, a string, a list of numbers or a list of filters, not ${describe(node)}.`, pos: c.pos(node) });
