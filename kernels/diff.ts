@@ -4,7 +4,7 @@
 // reorders the additions. Non-finite positions are masked out of the sums and counted, in the
 // same pass. Operands are decoded a block at a time into cache-resident scratch. Two elements per
 // step (one float64 pair); an odd last element is loaded alone and its padding lane masked.
-import { decode, KIND_F32 } from './codec';
+import { decode, KIND_BF16, KIND_F32 } from './codec';
 import { BLOCK, RESULTS, scratch } from './memory';
 
 // Result slots (float64), read by src/core/kernels/kernels.ts in this order.
@@ -168,6 +168,13 @@ const PADS = memory.data(3 * 16, 16);
 
 /** accumulatePair over n elements; sums into RESULTS[0..9). */
 export function diffPair(kindA: i32, a: usize, kindB: i32, b: usize, n: i32): void {
+  if (kindA == KIND_BF16 && kindB == KIND_BF16) diffPairBf16(a, b, n);
+  else diffPairDecoded(kindA, a, kindB, b, n);
+  if (!finiteSum(0)) diffPairChecked(kindA, a, kindB, b, n);
+}
+
+/** The fast pair pass over operands decoded block by block (or f32 in place). */
+function diffPairDecoded(kindA: i32, a: usize, kindB: i32, b: usize, n: i32): void {
   let sumA2l = f64x2.splat(0), sumB2l = f64x2.splat(0), sumABl = f64x2.splat(0), sumDl = f64x2.splat(0), sumD2l = f64x2.splat(0);
   let sumA2h = f64x2.splat(0), sumB2h = f64x2.splat(0), sumABh = f64x2.splat(0), sumDh = f64x2.splat(0), sumD2h = f64x2.splat(0);
   let maxAbs = f64x2.splat(0), changed = i32x4.splat(0);
@@ -208,7 +215,68 @@ export function diffPair(kindA: i32, a: usize, kindB: i32, b: usize, n: i32): vo
   store<f64>(RESULTS, sumLanes(sumD2l) + sumLanes(sumD2h), SUM_D2 << 3);
   store<f64>(RESULTS, maxLanes(maxAbs), MAX_ABS << 3);
   store<f64>(RESULTS, laneTotal(changed), CHANGED << 3);
-  if (!finiteSum(0)) diffPairChecked(kindA, a, kindB, b, n);
+}
+
+/**
+ * The fast pair pass for two BF16 operands, the common checkpoint case: eight elements per step
+ * decoded in registers (a bf16 is the top half of an f32), no scratch; the tail of fewer than
+ * eight goes through the decoded pass.
+ */
+function diffPairBf16(a: usize, b: usize, n: i32): void {
+  let sumA2l = f64x2.splat(0), sumB2l = f64x2.splat(0), sumABl = f64x2.splat(0), sumDl = f64x2.splat(0), sumD2l = f64x2.splat(0);
+  let sumA2h = f64x2.splat(0), sumB2h = f64x2.splat(0), sumABh = f64x2.splat(0), sumDh = f64x2.splat(0), sumD2h = f64x2.splat(0);
+  let maxAbs = f64x2.splat(0), changed = i32x4.splat(0);
+  const whole = n & ~7;
+  for (let i = 0; i < whole; i += 8) {
+    const ha = v128.load(a + (<usize>i << 1));
+    const hb = v128.load(b + (<usize>i << 1));
+    // Equal 16-bit patterns are equal values except +0/-0, which compare equal as floats too: the
+    // f32 compare below counts d != 0 for finite values.
+    for (let half = 0; half < 2; half++) {
+      const va = half ? i32x4.shl(i32x4.extend_high_i16x8_u(ha), 16) : i32x4.shl(i32x4.extend_low_i16x8_u(ha), 16);
+      const vb = half ? i32x4.shl(i32x4.extend_high_i16x8_u(hb), 16) : i32x4.shl(i32x4.extend_low_i16x8_u(hb), 16);
+      const xl = f64x2.promote_low_f32x4(va);
+      const yl = f64x2.promote_low_f32x4(vb);
+      const xh = f64x2.promote_low_f32x4(i64x2.shuffle(va, va, 1, 1));
+      const yh = f64x2.promote_low_f32x4(i64x2.shuffle(vb, vb, 1, 1));
+      const dl = f64x2.sub(yl, xl);
+      const dh = f64x2.sub(yh, xh);
+      sumA2l = f64x2.add(sumA2l, f64x2.mul(xl, xl));
+      sumA2h = f64x2.add(sumA2h, f64x2.mul(xh, xh));
+      sumB2l = f64x2.add(sumB2l, f64x2.mul(yl, yl));
+      sumB2h = f64x2.add(sumB2h, f64x2.mul(yh, yh));
+      sumABl = f64x2.add(sumABl, f64x2.mul(xl, yl));
+      sumABh = f64x2.add(sumABh, f64x2.mul(xh, yh));
+      sumDl = f64x2.add(sumDl, dl);
+      sumDh = f64x2.add(sumDh, dh);
+      sumD2l = f64x2.add(sumD2l, f64x2.mul(dl, dl));
+      sumD2h = f64x2.add(sumD2h, f64x2.mul(dh, dh));
+      maxAbs = f64x2.pmax(maxAbs, f64x2.pmax(f64x2.abs(dl), f64x2.abs(dh)));
+      changed = i32x4.sub(changed, f32x4.ne(va, vb));
+    }
+  }
+  let sumA2 = sumLanes(sumA2l) + sumLanes(sumA2h), sumB2 = sumLanes(sumB2l) + sumLanes(sumB2h), sumAB = sumLanes(sumABl) + sumLanes(sumABh);
+  let sumD = sumLanes(sumDl) + sumLanes(sumDh), sumD2 = sumLanes(sumD2l) + sumLanes(sumD2h), max = maxLanes(maxAbs), count = laneTotal(changed);
+  if (whole < n) {
+    diffPairDecoded(KIND_BF16, a + (<usize>whole << 1), KIND_BF16, b + (<usize>whole << 1), n - whole);
+    sumA2 += load<f64>(RESULTS, SUM_A2 << 3);
+    sumB2 += load<f64>(RESULTS, SUM_B2 << 3);
+    sumAB += load<f64>(RESULTS, SUM_AB << 3);
+    sumD += load<f64>(RESULTS, SUM_D << 3);
+    sumD2 += load<f64>(RESULTS, SUM_D2 << 3);
+    const tailMax = load<f64>(RESULTS, MAX_ABS << 3);
+    if (tailMax > max) max = tailMax;
+    count += load<f64>(RESULTS, CHANGED << 3);
+  }
+  store<f64>(RESULTS, <f64>n, COUNT << 3);
+  store<f64>(RESULTS, 0, NONFINITE << 3);
+  store<f64>(RESULTS, sumA2, SUM_A2 << 3);
+  store<f64>(RESULTS, sumB2, SUM_B2 << 3);
+  store<f64>(RESULTS, sumAB, SUM_AB << 3);
+  store<f64>(RESULTS, sumD, SUM_D << 3);
+  store<f64>(RESULTS, sumD2, SUM_D2 << 3);
+  store<f64>(RESULTS, max, MAX_ABS << 3);
+  store<f64>(RESULTS, count, CHANGED << 3);
 }
 
 /** accumulateWithBase over n elements; sums into RESULTS[0..15). */
