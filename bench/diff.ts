@@ -7,9 +7,10 @@
 //   buffered read: both files read with positional reads of the diff's read size, from a cold
 //     cache (the files' pages dropped first, see bench/lib/disk.ts) and from a warm one;
 //   exact diff: diffCheckpoints on a WorkerPool of the default size (and of one thread per core),
-//     warm and cold. The pool starts inside the timing, as it does for `graft diff`.
+//     with the WebAssembly kernels warm and cold, and with the JavaScript kernels warm (side by
+//     side: the same files, the same pool). The pool starts inside the timing, as for `graft diff`.
 // Peak RSS is sampled on the main thread every 5 ms; worker threads live in the same process, so
-// it includes them.
+// it includes them. The table is also written to bench-results/diff.json.
 //
 // Run: node scripts/build.mjs && npx tsc -p . && node scripts/bench.mjs diff
 // GRAFT_WORKER=<path> uses another worker bundle than dist/worker.js; TMPDIR picks the disk.
@@ -20,10 +21,12 @@ import { diffCheckpoints } from '../src/core/diff/diff';
 import { DEFAULT_CHUNK_ELEMENTS, type DiffTasks } from '../src/core/diff/tasks';
 import type { DiffReport } from '../src/core/diff/types';
 import { defaultPoolSize, WorkerPool } from '../src/core/engine/pool';
+import type { KernelChoice } from '../src/core/kernels';
 import { encodeFromFloat32, openCheckpoint, SafetensorsFileWriter } from '../src/core/safetensors';
 import { workerScript as bundledWorker } from '../test/unit/helpers';
 import { evictFromPageCache, readDirect, residentBytes } from './lib/disk';
 import { listRuns, machineLine, measure, median, type Measurement } from './lib/measure';
+import { writeResults } from './lib/results';
 import { printTable } from './lib/table';
 
 const TENSORS = 8;
@@ -108,6 +111,7 @@ async function evictAll(files: string[]): Promise<number | undefined> {
 interface Series {
   label: string;
   workers: string;
+  kernels: KernelChoice | '-';
   cache: 'device' | 'cold' | 'warm';
   runs: Measurement<unknown>[];
   /** Seconds of each run when not the wall time of `runs` (dd reports its own). */
@@ -120,6 +124,7 @@ async function main(): Promise<void> {
   const workerScript = process.env.GRAFT_WORKER ?? bundledWorker;
   if (!fs.existsSync(workerScript)) throw new Error(`${workerScript} is missing: run \`node scripts/build.mjs\` first.`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-bench-diff-'));
+  const startLoad = os.loadavg();
   try {
     console.log(`start: ${machineLine()}`);
     const written = await measure(() => writeCheckpoints(dir));
@@ -129,11 +134,12 @@ async function main(): Promise<void> {
     const [a, b] = await Promise.all(files.map((f) => openCheckpoint(f)));
 
     const sizes = [...new Set([defaultPoolSize(), os.availableParallelism()])];
-    const direct: Series = { label: 'read both, O_DIRECT (dd, 8 MiB blocks)', workers: '-', cache: 'device', runs: [], seconds: [] };
-    const coldRead: Series = { label: `read both, buffered (${(DEFAULT_CHUNK_ELEMENTS * 2) / MiB} MiB preads)`, workers: '-', cache: 'cold', runs: [] };
+    const direct: Series = { label: 'read both, O_DIRECT (dd, 8 MiB blocks)', workers: '-', kernels: '-', cache: 'device', runs: [], seconds: [] };
+    const coldRead: Series = { label: `read both, buffered (${(DEFAULT_CHUNK_ELEMENTS * 2) / MiB} MiB preads)`, workers: '-', kernels: '-', cache: 'cold', runs: [] };
     const warmRead: Series = { ...coldRead, cache: 'warm', runs: [] };
+    const variants = [['webassembly', 'warm'], ['webassembly', 'cold'], ['javascript', 'warm']] as const;
     const diffs = sizes.flatMap((size) =>
-      (['warm', 'cold'] as const).map((cache): Series & { size: number } => ({ label: 'exact diff', workers: String(size), cache, runs: [], size })),
+      variants.map(([kernels, cache]): Series & { size: number; kernels: KernelChoice } => ({ label: 'exact diff', workers: String(size), kernels, cache, runs: [], size })),
     );
     const reports: DiffReport[] = [];
     let leftCached: number | undefined = 0;
@@ -151,7 +157,7 @@ async function main(): Promise<void> {
       for (const series of diffs) {
         if (series.cache === 'cold') noteEviction(await evictAll(files));
         else await readBuffered(files);
-        const pool = new WorkerPool<DiffTasks>({ workerScript, size: series.size });
+        const pool = new WorkerPool<DiffTasks>({ workerScript, size: series.size, kernels: series.kernels });
         try {
           const run = await measure(() => diffCheckpoints(pool, a, b));
           series.runs.push(run);
@@ -180,29 +186,38 @@ async function main(): Promise<void> {
       const peak = Math.max(...series.runs.map((r) => r.peakRss));
       const above = Math.max(...series.runs.map((r) => r.peakRss - r.startRss));
       return [
-        series.label, series.workers, series.cache, seconds.toFixed(3), series.cache === 'device' ? '-' : median(series.runs.map((r) => r.cpuSeconds)).toFixed(3), (bytes / MiB / seconds).toFixed(0),
+        series.label, series.workers, series.kernels, series.cache, seconds.toFixed(3), series.cache === 'device' ? '-' : median(series.runs.map((r) => r.cpuSeconds)).toFixed(3), (bytes / MiB / seconds).toFixed(0),
         (seconds / directSeconds).toFixed(2), (seconds / sameCacheRead(series.cache)).toFixed(2),
         (peak / MiB).toFixed(0), (above / MiB).toFixed(0), listRuns(secondsOf(series)),
       ];
     });
     console.log(`${REPEATS} runs each, medians; CPU s = the process's user + system time, all threads (dd's is its own process: not counted); MiB/s = both files' bytes / seconds; cold = the files' pages dropped from the page cache first`);
-    printTable(['step', 'workers', 'cache', 'seconds', 'CPU s', 'MiB/s', 'x O_DIRECT read', 'x read, same cache', 'peak RSS MiB', 'above start MiB', 'runs (s)'], rows);
-    if (leftCached === undefined) console.log('page cache: eviction not verified (fincore from util-linux is not installed)');
-    else console.log(`page cache: at most ${(leftCached / MiB).toFixed(1)} MiB of the ${(bytes / MiB).toFixed(0)} MiB were still cached after an eviction`);
-    console.log(`result: rel_l2 ${first.rel_l2?.toExponential(6)}, frac_changed ${first.frac_changed.toFixed(6)}, cosine ${first.cosine.toFixed(9)} over ${first.numel.toLocaleString('en-US')} elements (all ${reports.length} runs agree)`);
+    const header = ['step', 'workers', 'kernels', 'cache', 'seconds', 'CPU s', 'MiB/s', 'x O_DIRECT read', 'x read, same cache', 'peak RSS MiB', 'above start MiB', 'runs (s)'];
+    printTable(header, rows);
+    const notes: string[] = [];
+    const note = (line: string) => {
+      console.log(line);
+      notes.push(line);
+    };
+    if (leftCached === undefined) note('page cache: eviction not verified (fincore from util-linux is not installed)');
+    else note(`page cache: at most ${(leftCached / MiB).toFixed(1)} MiB of the ${(bytes / MiB).toFixed(0)} MiB were still cached after an eviction`);
+    note(`result: rel_l2 ${first.rel_l2?.toExponential(6)}, frac_changed ${first.frac_changed.toFixed(6)}, cosine ${first.cosine.toFixed(9)} over ${first.numel.toLocaleString('en-US')} elements (all ${reports.length} runs agree)`);
 
     // The verdicts, one per notion of "the time to read both files".
     for (const size of sizes) {
-      const cold = median(secondsOf(diffs.find((s) => s.size === size && s.cache === 'cold')!));
-      const warm = median(secondsOf(diffs.find((s) => s.size === size && s.cache === 'warm')!));
+      const find = (kernels: KernelChoice, cache: Series['cache']) => median(secondsOf(diffs.find((s) => s.size === size && s.kernels === kernels && s.cache === cache)!));
+      const cold = find('webassembly', 'cold');
+      const warm = find('webassembly', 'warm');
       const verdict = (ratio: number) => `${ratio.toFixed(2)}x ${ratio <= TARGET_RATIO ? 'MET' : 'NOT MET'}`;
-      console.log(
+      note(`${size} worker(s): warm diff, WebAssembly ${warm.toFixed(3)} s vs JavaScript ${find('javascript', 'warm').toFixed(3)} s: ${(find('javascript', 'warm') / warm).toFixed(2)}x faster`);
+      note(
         `target <= ${TARGET_RATIO}x read time, ${size} worker(s)${size === defaultPoolSize() ? ' (default)' : ''}: ` +
           `cold diff vs O_DIRECT read ${verdict(cold / directSeconds)}; cold diff vs cold buffered read ${verdict(cold / sameCacheRead('cold'))}; ` +
           `warm diff vs O_DIRECT read ${verdict(warm / directSeconds)}; warm diff vs warm page-cache read ${verdict(warm / sameCacheRead('warm'))}`,
       );
     }
-    console.log(`${machineLine()}; default pool size ${defaultPoolSize()}`);
+    note(`${machineLine()}; default pool size ${defaultPoolSize()}`);
+    console.log(`wrote ${writeResults('diff', { header, rows, notes, bytes, repeats: REPEATS }, startLoad)}`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -1,5 +1,7 @@
 // Bundles every entry point with esbuild: extension host, worker, CLI (Node, CommonJS) and one
-// browser bundle per webview. `--watch` rebuilds on change; `--production` minifies.
+// browser bundle per webview, and compiles the WebAssembly kernels (kernels/*.ts, AssemblyScript)
+// into dist/graft-kernels.wasm beside them. `--watch` rebuilds on change; `--production` minifies.
+import asc from 'assemblyscript/dist/asc.js';
 import * as esbuild from 'esbuild';
 import * as fs from 'node:fs';
 
@@ -37,6 +39,18 @@ const builds = [
   },
 ];
 
+/** kernels/index.ts -> dist/graft-kernels.wasm: SIMD on, no runtime (the kernels allocate nothing), no imports. */
+async function buildKernels() {
+  fs.mkdirSync('dist', { recursive: true });
+  const output = [];
+  const { error } = await asc.main(
+    ['kernels/index.ts', '--outFile', 'dist/graft-kernels.wasm', '-O3', '--runtime', 'stub', '--enable', 'simd', '--noAssert'],
+    { stdout: { write: (text) => output.push(String(text)) }, stderr: { write: (text) => output.push(String(text)) } },
+  );
+  if (error) throw new Error(`Compiling the WebAssembly kernels failed: ${error.message}\n${output.join('')}`);
+}
+
+await buildKernels();
 if (watch) {
   for (const options of builds) await (await esbuild.context(options)).watch();
   console.log('watching for changes…');

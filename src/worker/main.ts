@@ -1,11 +1,15 @@
 // Worker-thread entry: runs the kernels of src/worker/tasks.ts for the WorkerPool.
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { CancelledError, type TaskContext } from '../core/engine/task';
-import type { SerializedError, WorkerReply, WorkerRequest } from '../core/engine/protocol';
+import type { SerializedError, WorkerReply, WorkerRequest, WorkerStartData } from '../core/engine/protocol';
+import { selectKernels } from '../core/kernels';
 import { transferablesOf, workerTasks } from './tasks';
 
 const port = parentPort;
 if (!port) throw new Error('src/worker/main.ts must run on a worker thread.');
+
+const start = (workerData ?? {}) as WorkerStartData;
+if (start.kernels) selectKernels(start.kernels);
 
 const cancelled = new Set<number>();
 const PROGRESS_INTERVAL_MS = 100;

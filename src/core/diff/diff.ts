@@ -11,6 +11,7 @@ import { samplePlan, type SampleRun } from '../sampling';
 import type { CheckpointLayout, TensorRef } from '../safetensors/types';
 import { emptyPartial, finalizeMetrics, mergePartial, scalePartial, type DiffPartial } from './metrics';
 import { parseTensorName } from '../tensors/names';
+import { balancedTaskSize } from '../tensors/stream';
 import type { DiffSegment, DiffTasks } from './tasks';
 import type { DiffReport, DiffSummary, ShapeMismatch, TensorDiff } from './types';
 
@@ -24,7 +25,10 @@ export interface DiffOptions {
   onProgress?(fraction: number): void;
   /** The report over the tensors finished so far, at most every PARTIAL_REPORT_INTERVAL_MS. */
   onPartial?(report: DiffReport): void;
-  /** Elements per task: larger tensors are split, smaller ones packed. Tests make it small. */
+  /**
+   * Elements per task: larger tensors are split, smaller ones packed. By default at most
+   * DEFAULT_TASK_ELEMENTS, balanced over the runner's threads. Tests make it small.
+   */
   taskElements?: number;
   /** Elements per positional read inside a task. */
   chunkElements?: number;
@@ -68,7 +72,8 @@ export async function diffCheckpoints(runner: TaskRunner<DiffTasks>, a: Checkpoi
   const base = options.base;
   if (options.signal?.aborted) throw new CancelledError();
   const plan = planComparisons(a, b, base, mode);
-  const tasks = packTasks(plan.comparisons, options.taskElements ?? DEFAULT_TASK_ELEMENTS);
+  const planned = plan.comparisons.reduce((n, c) => n + c.runs.reduce((m, r) => m + r.length, 0), 0);
+  const tasks = packTasks(plan.comparisons, options.taskElements ?? balancedTaskSize(planned, DEFAULT_TASK_ELEMENTS, runner.concurrency));
 
   const buildReport = (): DiffReport => assembleReport(a, b, base, mode, plan);
   for (const comparison of plan.comparisons) {

@@ -2,7 +2,8 @@
 // of tensor pairs. One call holds a file handle per distinct file and two sets of sub-chunk
 // buffers (the next sub-chunk is read while the current one is accumulated), so its memory is a
 // few bytes x 2 sets x 3 operands x chunkElements (tens of MiB at the default), whatever the
-// tensor sizes.
+// tensor sizes. With the WebAssembly kernels (the default) the sub-chunks are read straight into
+// the module's memory and accumulated there; the JavaScript loops are the other path.
 import type { TaskContext } from '../engine/task';
 import type { SampleRun } from '../sampling';
 import type { TensorRef } from '../safetensors/types';
@@ -10,8 +11,11 @@ import {
   accumulatePair, accumulatePairBits, accumulatePairF32, accumulateWithBase, accumulateWithBaseBits, accumulateWithBaseF32, emptyPartial,
   hasFiniteSums, mergePartial, type DiffPartial,
 } from './metrics';
-import { ChunkReader, type FloatArray, type Operand } from '../tensors/chunkReader';
+import { ChunkReader, readIntoBytes, type FloatArray, type Operand } from '../tensors/chunkReader';
 import { FileHandles, streamUnits } from '../tensors/stream';
+import { wasmKernels, type KernelRegion, type Placed } from '../kernels';
+import { accumulatePlaced } from '../kernels/diff';
+import { decodesToFloat64 } from '../safetensors/dtypes';
 
 /** Elements read per operand and per positional read: ~4 MiB of float32 each. */
 export const DEFAULT_CHUNK_ELEMENTS = 1 << 20;
@@ -58,6 +62,19 @@ interface Operands {
   c?: Operand;
 }
 
+/** A sub-chunk read into the kernel module's memory. */
+interface PlacedOperands {
+  placed: true;
+  a: Placed;
+  b: Placed;
+  c?: Placed;
+}
+
+/** Whether the WebAssembly kernels take the segment: every operand decodes to float32. */
+function placeable({ a, b, base }: DiffSegment): boolean {
+  return !decodesToFloat64(a.dtype) && !decodesToFloat64(b.dtype) && !(base && decodesToFloat64(base.dtype));
+}
+
 async function diffChunk(input: DiffChunkInput, ctx: TaskContext): Promise<DiffChunkOutput> {
   const chunk = Math.max(1, Math.floor(input.chunkElements ?? DEFAULT_CHUNK_ELEMENTS));
   const units: Unit[] = [];
@@ -73,9 +90,24 @@ async function diffChunk(input: DiffChunkInput, ctx: TaskContext): Promise<DiffC
   const handles = new FileHandles();
   // Two buffer sets: one being accumulated, one being filled by the read in flight.
   const buffers = [0, 1].map(() => ({ a: new ChunkReader(), b: new ChunkReader(), c: new ChunkReader() }));
-  const readUnit = async (unit: Unit, slot: 0 | 1): Promise<Operands> => {
-    const { a, b, base } = input.segments[unit.segment];
+  // WebAssembly path: per slot, one region of the module's memory per operand.
+  const kernels = wasmKernels();
+  const operandsPerSlot = input.segments.some((s) => s.base) ? 3 : 2;
+  const largestUnit = units.reduce((n, u) => Math.max(n, u.count), 0);
+  const regions: KernelRegion[] = kernels && input.segments.some(placeable) ? await kernels.memory.take(new Array(2 * operandsPerSlot).fill(readIntoBytes(largestUnit))) : [];
+  const readUnit = async (unit: Unit, slot: 0 | 1): Promise<Operands | PlacedOperands> => {
+    const segment = input.segments[unit.segment];
+    const { a, b, base } = segment;
     const readers = buffers[slot];
+    if (regions.length > 0 && placeable(segment)) {
+      const [ra, rb, rc] = regions.slice(slot * operandsPerSlot, (slot + 1) * operandsPerSlot);
+      const [ka, kb, kc] = await Promise.all([
+        readers.a.readInto(a, await handles.get(a.file), unit.start, unit.count, ra.bytes()),
+        readers.b.readInto(b, await handles.get(b.file), unit.start, unit.count, rb.bytes()),
+        base ? readers.c.readInto(base, await handles.get(base.file), unit.start, unit.count, rc.bytes()) : undefined,
+      ]);
+      return { placed: true, a: { kind: ka!, region: ra }, b: { kind: kb!, region: rb }, c: base ? { kind: kc!, region: rc } : undefined };
+    }
     const [da, db, dc] = await Promise.all([
       readers.a.read(a, await handles.get(a.file), unit.start, unit.count),
       readers.b.read(b, await handles.get(b.file), unit.start, unit.count),
@@ -87,13 +119,15 @@ async function diffChunk(input: DiffChunkInput, ctx: TaskContext): Promise<DiffC
   let done = 0;
   try {
     await streamUnits(units, readUnit, (data, unit) => {
-      accumulate(partials[unit.segment], data, unit.count);
+      if ('placed' in data) accumulatePlaced(kernels!, partials[unit.segment], data.a, data.b, data.c, unit.count);
+      else accumulate(partials[unit.segment], data, unit.count);
       done += unit.count;
       ctx.progress(done / total);
     }, ctx);
   } finally {
     await handles.closeAll();
     for (const set of buffers) for (const reader of Object.values(set)) reader.dispose();
+    if (regions.length > 0) kernels!.memory.give(regions);
   }
   return { partials };
 }

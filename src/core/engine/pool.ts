@@ -5,7 +5,8 @@
 
 import * as os from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { WorkerReply, WorkerRequest } from './protocol';
+import type { KernelChoice } from '../kernels';
+import type { WorkerReply, WorkerRequest, WorkerStartData } from './protocol';
 import { CancelledError, inlineContext, type TaskHandler } from './task';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -56,6 +57,8 @@ export interface WorkerPoolOptions {
   maxQueue?: number;
   /** How long a running task may ignore a cancel before its thread is replaced. */
   cancelGraceMs?: number;
+  /** The compute kernels the threads use; by default each thread's own default (GRAFT_KERNELS, else WebAssembly). */
+  kernels?: KernelChoice;
 }
 
 interface Pending {
@@ -147,7 +150,8 @@ export class WorkerPool<M extends TaskMap> implements TaskRunner<M> {
   }
 
   private spawn(): Slot {
-    const worker = new Worker(this.options.workerScript);
+    const workerData: WorkerStartData = { kernels: this.options.kernels };
+    const worker = new Worker(this.options.workerScript, { workerData });
     const slot: Slot = { worker };
     worker.on('message', (reply: WorkerReply) => this.onReply(slot, reply));
     worker.on('error', (error) => this.onWorkerDeath(slot, error));

@@ -1,4 +1,10 @@
 // Messages between the extension host (WorkerPool) and the worker threads (src/worker/main.ts).
+import type { KernelChoice } from '../kernels';
+
+/** What a worker thread is started with (its workerData). */
+export interface WorkerStartData {
+  kernels?: KernelChoice;
+}
 
 
 export type WorkerRequest =

@@ -5,6 +5,7 @@ import { mapLimit, type TaskRunner } from '../engine/pool';
 import { canDecode, unsupportedDecode } from '../safetensors/dtypes';
 import { SafetensorsError } from '../safetensors/errors';
 import type { TensorRef } from '../safetensors/types';
+import { balancedTaskSize } from '../tensors/stream';
 import { emptyPartial, finalize, mergePartials, type TensorStats } from './accumulate';
 import type { statsTasks } from './tasks';
 
@@ -22,7 +23,7 @@ export interface StatsOptions {
   onProgress?: (fraction: number) => void;
   /** Number of histogram bins; 0 or absent for none. */
   histogramBins?: number;
-  /** Elements per task (tests use small values to exercise merging). */
+  /** Elements per task (tests use small values to exercise merging); by default at most STATS_CHUNK_ELEMENTS, balanced over the runner's threads. */
   chunkElements?: number;
 }
 
@@ -43,7 +44,7 @@ export async function computeTensorStats(runner: StatsRunner, ref: TensorRef, op
     throw new SafetensorsError(`Tensor "${ref.name}": ${error.message}`, { rule: error.rule, tensor: ref.name, file: ref.file });
   }
   const bins = Math.max(0, Math.floor(options.histogramBins ?? 0));
-  const chunkElements = Math.max(1, Math.floor(options.chunkElements ?? STATS_CHUNK_ELEMENTS));
+  const chunkElements = Math.max(1, Math.floor(options.chunkElements ?? balancedTaskSize(ref.numel, STATS_CHUNK_ELEMENTS, runner.concurrency)));
   const parts = ranges(ref.numel, chunkElements);
   const passes = bins > 0 ? 2 : 1;
   const done = new Float64Array(parts.length * passes);

@@ -1,7 +1,8 @@
 // Ranged reads of tensor elements into buffers a reader keeps across reads: the one chunk reader
 // used by stats, diff and merge. BF16 and F16 (what most checkpoints hold) can stay raw bits plus
 // a lookup table (the diff kernels work on bits), F32/F64 are read straight into a float view on
-// little-endian hosts, every other dtype is decoded into the reader's float buffer.
+// little-endian hosts, every other dtype is decoded into the reader's float buffer. readInto()
+// reads into memory the caller owns instead (a view of the WebAssembly kernels' memory).
 import type { FileHandle } from 'node:fs/promises';
 import { bf16ToF32Table, f16ToF32Table, LITTLE_ENDIAN, decodeInto, decodesToFloat64, dtypeBits } from '../safetensors/dtypes';
 import { byteRange, checkDecodable, checkRange, readExactly } from '../safetensors/reader';
@@ -11,6 +12,14 @@ export type FloatArray = Float32Array | Float64Array;
 
 /** Elements as read: 16-bit patterns with the table giving their values, or decoded floats. */
 export type Operand = { bits: Uint16Array; table: Float32Array } | { values: FloatArray };
+
+/** How readInto() left elements in the caller's memory: raw F32, raw BF16/F16 bits, or decoded to f32. */
+export type RawKind = 'f32' | 'bf16' | 'f16';
+
+/** Bytes readInto() needs for `count` elements: 4 per element covers every case. */
+export function readIntoBytes(count: number): number {
+  return count * 4;
+}
 
 /**
  * Buffers given back by disposed readers, taken by the next ones on the same thread: a worker
@@ -71,6 +80,27 @@ export class ChunkReader {
     const values = decodeInto(ref.dtype, bytes, out);
     const skip = ref.dtype === 'F4' ? start % 2 : 0;
     return values.subarray(skip, skip + count);
+  }
+
+  /**
+   * Elements [start, start + count) of `ref` into `target` (at least readIntoBytes(count) bytes):
+   * F32, BF16 and F16 with one positional read straight into it and no copy, other dtypes that
+   * decode to float32 decoded into it. Undefined, with nothing read, for dtypes that decode to
+   * float64 (wider than float32: the caller takes readValues() instead).
+   */
+  async readInto(ref: TensorRef, handle: FileHandle, start: number, count: number, target: Uint8Array): Promise<RawKind | undefined> {
+    checkRange(ref, start, count);
+    checkDecodable(ref);
+    if (decodesToFloat64(ref.dtype)) return undefined;
+    if (target.byteLength < readIntoBytes(count)) throw new RangeError(`readInto: ${count} elements need ${readIntoBytes(count)} bytes, the target has ${target.byteLength}.`);
+    if (LITTLE_ENDIAN && (ref.dtype === 'F32' || ref.dtype === 'BF16' || ref.dtype === 'F16')) {
+      const size = ref.dtype === 'F32' ? 4 : 2;
+      await readExactly(handle, target.subarray(0, count * size), ref.begin + start * size, ref.file);
+      return ref.dtype === 'F32' ? 'f32' : ref.dtype === 'BF16' ? 'bf16' : 'f16';
+    }
+    const values = await this.readValues(ref, handle, start, count);
+    new Float32Array(target.buffer, target.byteOffset, count).set(values);
+    return 'f32';
   }
 
   /** The operand's values as floats (16-bit patterns are looked up into this reader's scratch). */

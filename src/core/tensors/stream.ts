@@ -41,6 +41,22 @@ export function elementRanges(start: number, count: number, size: number): { sta
   return out;
 }
 
+/** Work below this many elements is not worth splitting further to feed another thread. */
+export const MIN_SPLIT_ELEMENTS = 1 << 20;
+
+/**
+ * The task size for `total` elements on `lanes` threads: at most `maxSize`, and small enough that
+ * the tasks come in a multiple of `lanes` of equal size (but not below MIN_SPLIT_ELEMENTS), so
+ * one large tensor keeps every thread busy to the end instead of leaving one finishing a tail.
+ */
+export function balancedTaskSize(total: number, maxSize: number, lanes: number): number {
+  const max = Math.max(1, Math.floor(maxSize));
+  if (total <= 0 || lanes <= 1) return max;
+  let tasks = Math.ceil(total / max);
+  tasks = Math.ceil(tasks / lanes) * lanes;
+  return Math.min(max, Math.max(Math.min(max, MIN_SPLIT_ELEMENTS), Math.ceil(total / tasks)));
+}
+
 /** Read handles opened once per file for the length of a task, closed together. */
 export class FileHandles {
   private readonly handles = new Map<string, Promise<FileHandle>>();

@@ -1,0 +1,23 @@
+// Static memory of the kernels: per-operand decode scratch and the result slots. Everything above
+// __heap_base belongs to the JavaScript side (src/core/kernels/arena.ts), which places the
+// operands there; the kernels allocate nothing.
+
+/** Elements decoded per step: three operands' f32 scratch (24 KiB) stays in the L1 cache. */
+export const BLOCK: i32 = 2048;
+const SCRATCH = memory.data(3 * 2048 * 4, 16);
+export const RESULTS = memory.data(32 * 8, 16);
+
+/** Decode scratch of operand `slot` (0..2). */
+@inline export function scratch(slot: i32): usize {
+  return SCRATCH + <usize>slot * <usize>BLOCK * 4;
+}
+
+/** Where a kernel leaves its float64 results. */
+export function results(): usize {
+  return RESULTS;
+}
+
+/** The first byte the JavaScript side may use. */
+export function heapStart(): usize {
+  return __heap_base;
+}
