@@ -1,6 +1,8 @@
 // Malformed recipes: each gives a clear error with line and column, through the CLI as a user
 // meets it, and leaves no output folder.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import test from 'node:test';
@@ -8,7 +10,9 @@ import { runCli } from '../../src/cli/main';
 import { parseRecipeText } from '../../src/core/merge';
 import { encodeFromFloat32, writeSafetensors } from '../../src/core/safetensors';
 import { TINY, tinyValues, writeTinyFamily, writeTinyModel } from '../support/tinyModels';
-import { tempDir } from './helpers';
+import { repoRoot, tempDir } from './helpers';
+
+const execFileAsync = promisify(execFile);
 
 interface Case {
   name: string;
@@ -110,6 +114,26 @@ test('graft merge --plan prints what would be computed and writes nothing', asyn
     assert.equal(fs.existsSync(path.join(dir, 'merged')), false);
     const usage = await runCli(['merge', file], { stdout: () => undefined, stderr: () => undefined });
     assert.equal(usage, 2, 'no --out and no --plan is a usage error');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('graft merge runs a two-stage recipe, keeps its intermediate on request, and reports JSON', async () => {
+  const dir = tempDir();
+  try {
+    await writeTinyFamily(dir, TINY, 2);
+    const file = path.join(dir, 'two.yml');
+    fs.writeFileSync(file, 'name: soup\nmerge_method: linear\nmodels:\n  - model: ft1\n    parameters: {weight: 1}\n  - model: ft2\n    parameters: {weight: 1}\n---\nname: final\nmerge_method: slerp\nbase_model: base\nparameters: {t: 0.5}\nmodels: [soup]\n');
+    // The bundled CLI, as users run it, with its worker threads.
+    const { stdout } = await execFileAsync(process.execPath, [path.join(repoRoot, 'dist', 'cli.js'), 'merge', file, '--out', path.join(dir, 'final'), '--json', '--keep-intermediates', '--no-hf-cache', '--workers', '2']);
+    const result = JSON.parse(stdout);
+    assert.equal(result.method, 'slerp');
+    assert.equal(result.tensors, 39);
+    assert.ok(result.peak_rss_bytes > 0 && result.seconds >= 0);
+    assert.deepEqual(result.inputs.map((i: { reference: string }) => i.reference), ['ft1', 'ft2', 'base']);
+    assert.ok(fs.existsSync(path.join(dir, 'final', 'model.safetensors')));
+    assert.ok(fs.existsSync(path.join(dir, 'final', 'intermediates', 'soup', 'model.safetensors')));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -40,7 +40,7 @@ Options:
   --shard-size S        largest shard, e.g. 5GB (default), 500MB, or bytes
   --hf-cache <dir>      Hugging Face cache for hub ids (default: the usual cache, if present)
   --no-hf-cache         resolve hub ids in the recipe's folder only
-  --keep-intermediates  also write every earlier stage of a multi-stage recipe to <dir>/<name>
+  --keep-intermediates  also write every earlier stage of a multi-stage recipe to <dir>/intermediates/<name>
 
 Methods:
 ${methodList()}`;
@@ -174,16 +174,17 @@ export const mergeCommand: CliCommand = {
         }
         return 0;
       }
+      for (const warning of plan.warnings) ctx.stderr(`graft merge: warning: ${warning}\n`);
       const runner = workers !== undefined ? ctx.runner(workers) : ctx.runner();
       const onProgress = progressReporter(ctx, values.json);
+      const result = await executeMerge(plan, { runner, out: out!, force: values.force, shardBytes, signal: ctx.signal, onProgress, graftVersion: packageJson.version });
       if (values['keep-intermediates'] && recipe.stages.length > 1) {
+        // Each earlier stage as a model of its own, inside the finished output.
         for (let i = 0; i < recipe.stages.length - 1; i++) {
-          const partialRecipe = { ...recipe, stages: recipe.stages.slice(0, i + 1) };
-          const stagePlan = await planMerge(partialRecipe, { out, resolveModel: resolverFor(path.dirname(file), hfCache, ctx.signal) });
-          await executeMerge(stagePlan, { runner, out: path.join(out!, 'intermediates', recipe.stages[i].name!.value), force: values.force, shardBytes, signal: ctx.signal, graftVersion: packageJson.version });
+          const stagePlan = await planMerge({ ...recipe, stages: recipe.stages.slice(0, i + 1) }, { resolveModel: resolverFor(path.dirname(file), hfCache, ctx.signal) });
+          await executeMerge(stagePlan, { runner, out: path.join(out!, 'intermediates', recipe.stages[i].name!.value), shardBytes, signal: ctx.signal, graftVersion: packageJson.version });
         }
       }
-      const result = await executeMerge(plan, { runner, out: out!, force: values.force, shardBytes, signal: ctx.signal, onProgress, graftVersion: packageJson.version });
       const peak = process.resourceUsage().maxRSS * 1024;
       if (values.json) {
         ctx.stdout(JSON.stringify({

@@ -204,6 +204,7 @@ class StagePlanner {
     private readonly method: MergeMethod,
     private readonly problems: Problems,
     private readonly sources: (ref: At<string>) => ModelSource | undefined,
+    private readonly warnings: string[],
   ) {}
 
   plan(): { outputs: Map<string, SourceTensor & { planned: PlannedTensor }>; order: string[]; layers: number } | undefined {
@@ -255,6 +256,13 @@ class StagePlanner {
       if (!this.checkCount(entries.length)) return undefined;
       const reference = (method.baseAsFirstModel ? entries[0]?.source : base) ?? entries[0].source!;
       const layers = reference.layers;
+      // The output has the reference's tensors: say what other models have beyond them (a tied head, extra buffers).
+      for (const e of entries) {
+        const extra = e.source!.order.filter((name) => !reference.tensors.has(name));
+        if (extra.length > 0) {
+          this.warnings.push(`"${e.source!.reference}" has ${extra.length} tensor${extra.length === 1 ? '' : 's'} that "${reference.reference}" lacks (${extra.slice(0, 3).join(', ')}${extra.length > 3 ? ', ...' : ''}); the output follows "${reference.reference}" and leaves ${extra.length === 1 ? 'it' : 'them'} out.`);
+        }
+      }
       const list = reference.order.map((name): TensorInputs => ({
         name,
         t: this.gradientPosition(name, layers),
@@ -605,7 +613,7 @@ export async function planMerge(recipe: Recipe, options: PlanOptions = {}): Prom
     const resolved = new Map<string, ModelSource | undefined>();
     await Promise.all(refs.map(async (r) => resolved.set(`${r.pos.line}:${r.pos.col}`, await resolve(r))));
     if (problems.list.length > 0) break;
-    const planner = new StagePlanner(recipe, stage, si, method, problems, (r) => resolved.get(`${r.pos.line}:${r.pos.col}`));
+    const planner = new StagePlanner(recipe, stage, si, method, problems, (r) => resolved.get(`${r.pos.line}:${r.pos.col}`), warnings);
     const result = planner.plan();
     if (!result || problems.list.length > 0) break;
     const firstModel = (stage.models?.[0]?.model ?? stage.slices?.[0]?.sources[0]?.model)!;
