@@ -33,7 +33,7 @@ function hashName(name: string): number {
 }
 
 /** mulberry32: a tiny deterministic PRNG, so positions are identical on every machine. */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

@@ -2,6 +2,7 @@
 // a seeded base and fine-tunes of it (base + heavy-tailed updates), with config.json.
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+import { prng } from '../../src/core/sampling';
 import { encodeFromFloat32, writeSafetensors, writeShardedSafetensors, type DType, type TensorData } from '../../src/core/safetensors';
 
 export interface TinyModelSpec {
@@ -35,17 +36,8 @@ export function tensorShapes(spec: TinyModelSpec): { name: string; shape: number
   return out;
 }
 
-/** A deterministic generator (mulberry32) and a normal sample from it. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A deterministic generator in [0, 1): the sampler's mulberry32. */
+export const rng = prng;
 
 export function normal(random: () => number): number {
   return Math.sqrt(-2 * Math.log(random() + 1e-12)) * Math.cos(2 * Math.PI * random());

@@ -5,6 +5,7 @@
 //   is within (n - 1) u sum|t_i| of the exact sum (u = 2^-53, first order), so the two sides are
 //   within 2 (n - 1) u sum|t_i| of each other: that bound, computed from the terms, is what is
 //   checked, with mean and m2 of the statistics bounded through it (see statsBound).
+import { prng } from '../../src/core/sampling';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -27,16 +28,10 @@ const kernels = (): Kernels => {
   return wasmKernels()!;
 };
 
-/** Deterministic 32-bit random numbers (mulberry32). */
+/** Deterministic 32-bit random numbers: the sampler's mulberry32, scaled back to integers. */
 function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
+  const next = prng(seed);
+  return () => next() * 4294967296;
 }
 
 const f32 = new Float32Array(1);

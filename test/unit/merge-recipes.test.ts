@@ -37,7 +37,7 @@ const CASES: Case[] = [
   { name: 'recipe reading its own output', recipe: TA('  - model: out/inner\n    parameters: {weight: 1}\n'), line: 4, message: /inside the output folder/ },
   { name: 'no merge_method', recipe: 'models: [ft1]\n', line: 1, message: /has no "merge_method"/ },
   { name: 'no inputs', recipe: 'merge_method: linear\n', line: 1, message: /lists no inputs/ },
-  { name: 'unknown key', recipe: 'merge_method: ties\nbase_modle: base\nmodels: [ft1]\n', line: 2, message: /Unknown key "base_modle"\. Did you mean "base_model"\?/ },
+  { name: 'unknown key', recipe: 'merge_method: ties\nbase_modle: base\nmodels: [ft1]\n', line: 2, message: /Unknown key "base_modle" in a recipe\. Did you mean "base_model"\?/ },
   { name: 'method needs a base', recipe: 'merge_method: ties\nmodels:\n  - model: ft1\n    parameters: {weight: 1}\n', line: 1, message: /ties needs a base_model/ },
   { name: 'missing weight', recipe: TA('  - model: ft1\n'), line: 4, message: /Model "ft1" has no "weight" for task_arithmetic/ },
   { name: 'parameter out of range', recipe: 'merge_method: ties\nbase_model: base\nparameters: {density: 1.5, weight: 1}\nmodels: [ft1]\n', line: 3, message: /"density" is 1\.5, outside \[0, 1\]/ },

@@ -34,6 +34,19 @@ class Collector {
   add(problem: RecipeProblem): void {
     this.problems.push(problem);
   }
+
+  /** An unknown key in a mapping, with the keys expected there and the closest one as the quick fix. */
+  unknownKey(pair: Pair, where: string, expected: readonly string[]): void {
+    const k = keyName(pair);
+    const suggestion = closestName(k, expected);
+    this.add({
+      code: 'unknown-key',
+      message: `Unknown key "${k}" ${where}.${suggestion ? ` Did you mean "${suggestion}"?` : ''} Expected: ${expected.join(', ')}.`,
+      pos: this.pos(pair.key as YamlNode),
+      subject: k,
+      suggestion,
+    });
+  }
 }
 
 function describe(node: unknown): string {
@@ -94,7 +107,7 @@ function settingOf(node: unknown, c: Collector, name: string): Setting | undefin
           const k = keyName(pair);
           if (k === 'filter') filter = stringAt(pair.value, c, `The filter of "${name}"`)?.value;
           else if (k === 'value') setting = settingOf(pair.value, c, name);
-          else c.add({ code: 'unknown-key', message: `Unknown key "${k}" in a filtered value of "${name}": expected "filter" and "value".`, pos: c.pos(pair.key as YamlNode), subject: k });
+          else c.unknownKey(pair, `in a filtered value of "${name}"`, ['filter', 'value']);
         }
         if (!setting) {
           c.add({ code: 'missing-key', message: `A filtered value of "${name}" has no "value".`, pos: c.pos(item) });
@@ -148,7 +161,7 @@ function modelsOf(node: unknown, c: Collector): ModelEntry[] {
       const k = keyName(pair);
       if (k === 'model') model = stringAt(pair.value, c, '"model"');
       else if (k === 'parameters') parameters = paramsOf(pair.value, c, 'A model\'s');
-      else c.add({ code: 'unknown-key', message: `Unknown key "${k}" in a model entry: expected "model" and "parameters".${didYouMean(k, ['model', 'parameters'])}`, pos: c.pos(pair.key as YamlNode), subject: k, suggestion: closestName(k, ['model', 'parameters']) });
+      else c.unknownKey(pair, 'in a model entry', ['model', 'parameters']);
     }
     if (!model) {
       c.add({ code: 'missing-key', message: 'A model entry has no "model": give a path, a hub id, or model+adapter.', pos: c.pos(item) });
@@ -206,7 +219,7 @@ function slicesOf(node: unknown, c: Collector): SliceEntry[] {
             if (sk === 'model') model = stringAt(sp.value, c, '"model"');
             else if (sk === 'layer_range') layerRange = layerRangeOf(sp.value, c);
             else if (sk === 'parameters') parameters = paramsOf(sp.value, c, 'A source\'s');
-            else c.add({ code: 'unknown-key', message: `Unknown key "${sk}" in a slice source: expected model, layer_range, parameters.${didYouMean(sk, ['model', 'layer_range', 'parameters'])}`, pos: c.pos(sp.key as YamlNode), subject: sk, suggestion: closestName(sk, ['model', 'layer_range', 'parameters']) });
+            else c.unknownKey(sp, 'in a slice source', ['model', 'layer_range', 'parameters']);
           }
           if (!model) c.add({ code: 'missing-key', message: 'A slice source has no "model".', pos: c.pos(src) });
           else if (!layerRange && !src.items.some((p) => keyName(p) === 'layer_range')) c.add({ code: 'missing-key', message: 'A slice source has no "layer_range" ([start, end), end exclusive).', pos: c.pos(src) });
@@ -215,7 +228,7 @@ function slicesOf(node: unknown, c: Collector): SliceEntry[] {
       } else if (k === 'base_model' || k === 'residual_weight') {
         c.add({ code: 'unknown-key', message: `"${k}" inside a slice is not supported by Graft; set base_model at the top of the recipe.`, pos: c.pos(pair.key as YamlNode), subject: k });
       } else {
-        c.add({ code: 'unknown-key', message: `Unknown key "${k}" in a slice: expected "sources" and "parameters".${didYouMean(k, ['sources', 'parameters'])}`, pos: c.pos(pair.key as YamlNode), subject: k, suggestion: closestName(k, ['sources', 'parameters']) });
+        c.unknownKey(pair, 'in a slice', ['sources', 'parameters']);
       }
     }
     if (!item.items.some((p) => keyName(p) === 'sources')) c.add({ code: 'missing-key', message: 'A slice has no "sources" (a list of {model, layer_range}).', pos: slice.pos });
@@ -254,8 +267,7 @@ function stageOf(doc: YAMLMap | null, docNode: YamlNode | null, c: Collector): R
         const why = UNSUPPORTED_KEYS[k];
         if (why) c.add({ code: 'unknown-key', message: `"${k}": ${why}`, pos: keyPos, subject: k });
         else {
-          const suggestion = closestName(k, STAGE_KEYS);
-          c.add({ code: 'unknown-key', message: `Unknown key "${k}".${didYouMean(k, STAGE_KEYS)} Recipe keys are: ${STAGE_KEYS.join(', ')}.`, pos: keyPos, subject: k, suggestion });
+          c.unknownKey(pair, 'in a recipe', STAGE_KEYS);
         }
       }
     }
