@@ -302,3 +302,27 @@ test('a cancelled merge leaves no output and unchanged inputs', async () => {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a model with tied embeddings lends its embedding as the head when merged with untied ones', async () => {
+  const dir = tempDir();
+  try {
+    await writeTinyModel(path.join(dir, 'untied'), TINY, tinyValues(TINY, 11));
+    const tiedValues = tinyValues(TINY, 12);
+    await writeTinyModel(path.join(dir, 'tied'), TINY, tiedValues);
+    // Make "tied" a tied-embedding model: no lm_head in its file, tie_word_embeddings in its config.
+    const tiedLayout = await openCheckpoint(path.join(dir, 'tied'));
+    const kept = await Promise.all(tiedLayout.tensors.filter((t) => t.name !== 'lm_head.weight').map(async (t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, data: new Uint8Array(fs.readFileSync(t.file).subarray(t.begin, t.end)) })));
+    fs.rmSync(path.join(dir, 'tied', 'model.safetensors'));
+    await writeSafetensors(path.join(dir, 'tied', 'model.safetensors'), kept);
+    const config = JSON.parse(fs.readFileSync(path.join(dir, 'tied', 'config.json'), 'utf8'));
+    fs.writeFileSync(path.join(dir, 'tied', 'config.json'), JSON.stringify({ ...config, tie_word_embeddings: true }));
+
+    const result = await merge('merge_method: linear\nmodels:\n  - model: untied\n    parameters: {weight: 1}\n  - model: tied\n    parameters: {weight: 1}\ndtype: float32\n', dir, path.join(dir, 'merged'));
+    const head = await values(await openCheckpoint(result.out), 'lm_head.weight');
+    const a = await values(await openCheckpoint(path.join(dir, 'untied')), 'lm_head.weight');
+    const b = await values(await openCheckpoint(path.join(dir, 'tied')), 'model.embed_tokens.weight');
+    for (let i = 0; i < head.length; i++) assert.equal(head[i], Math.fround(Math.fround(a[i] + b[i]) / 2));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -147,10 +147,36 @@ async function exists(p: string): Promise<boolean> {
   return fsp.stat(p).then(() => true, () => false);
 }
 
-function checkpointSource(reference: string, pos: Pos, layout: CheckpointLayout, dir: string | undefined): ModelSource {
+/** Heads that tied-embedding models leave out of their files, and the embedding they share. */
+const TIED_HEADS: [head: string, embedding: string][] = [
+  ['lm_head.weight', 'model.embed_tokens.weight'],
+  ['lm_head.weight', 'transformer.wte.weight'],
+  ['embed_out.weight', 'gpt_neox.embed_in.weight'],
+];
+
+async function tiesEmbeddings(dir: string | undefined): Promise<boolean> {
+  if (!dir) return false;
+  try {
+    const config = JSON.parse(await fsp.readFile(path.join(dir, 'config.json'), 'utf8')) as { tie_word_embeddings?: unknown };
+    return config.tie_word_embeddings !== false;
+  } catch {
+    return false;
+  }
+}
+
+async function checkpointSource(reference: string, pos: Pos, layout: CheckpointLayout, dir: string | undefined): Promise<ModelSource> {
   const tensors = new Map<string, SourceTensor>();
   for (const ref of layout.tensors) tensors.set(ref.name, { shape: ref.shape, dtype: ref.dtype, operand: { kind: 'file', ref }, ref });
-  return { reference, pos, kind: 'checkpoint', dir, paths: [layout.path], tensors, order: layout.tensors.map((t) => t.name), layers: countLayers(tensors.keys()) };
+  const order = layout.tensors.map((t) => t.name);
+  // A tied head is the embedding: merging it with untied models' heads reads the embedding.
+  // It is not added to `order`, so an output that follows this model stays tied.
+  if (await tiesEmbeddings(dir)) {
+    for (const [head, embedding] of TIED_HEADS) {
+      const e = tensors.get(embedding);
+      if (e && !tensors.has(head)) tensors.set(head, e);
+    }
+  }
+  return { reference, pos, kind: 'checkpoint', dir, paths: [layout.path], tensors, order, layers: countLayers(order) };
 }
 
 async function folderOf(target: string): Promise<string | undefined> {
@@ -567,7 +593,7 @@ export async function planMerge(recipe: Recipe, options: PlanOptions = {}): Prom
           problems.add({ code: 'model', message: `Cannot read "${modelRef}": ${(error as Error).message}`, pos: ref.pos, subject: modelRef });
           return undefined;
         }
-        const source = checkpointSource(ref.value, ref.pos, layout, await folderOf(modelPath));
+        const source = await checkpointSource(ref.value, ref.pos, layout, await folderOf(modelPath));
         if (!adapterRef) {
           inputs.set(ref.value, { reference: ref.value, paths: [layout.path], dir: source.dir, kind: 'checkpoint', bytes: layout.bytes });
           return source;
