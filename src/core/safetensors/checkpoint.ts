@@ -4,7 +4,9 @@
 
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+import { appendAll } from '../collections';
 import { mapLimit } from '../engine/pool';
+import { describeFsError, NotRegularFileError, readFileHead, specialFileKind } from '../files';
 import { SafetensorsError } from './errors';
 import { ioError, readHeader } from './reader';
 import type { CheckpointLayout, SafetensorsHeader, TensorRef } from './types';
@@ -32,6 +34,8 @@ export async function openCheckpoint(target: string): Promise<CheckpointLayout> 
   const absolute = path.resolve(target);
   const stat = await statOf(absolute);
   if (stat.isDirectory()) return openFolder(absolute);
+  const special = specialFileKind(stat);
+  if (special) throw ioError(new NotRegularFileError(absolute, special), absolute, 'open');
   if (absolute.endsWith('.json')) return openIndex(absolute, absolute);
   return openFile(absolute, absolute);
 }
@@ -119,7 +123,7 @@ async function readIndex(indexFile: string): Promise<ParsedIndex> {
   if (stat.size > MAX_INDEX_BYTES) throw indexError(indexFile, `${stat.size} bytes is too large for an index file (limit ${MAX_INDEX_BYTES}).`);
   let text: string;
   try {
-    text = await fsp.readFile(indexFile, 'utf8');
+    text = await readFileHead(indexFile, Math.max(1, stat.size));
   } catch (error) {
     throw ioError(error, indexFile);
   }
@@ -149,11 +153,14 @@ async function openIndex(indexFile: string, openedAs: string): Promise<Checkpoin
   const headers = await mapLimit(files, HEADER_READ_CONCURRENCY, async (file, i) => {
     try {
       const stat = await fsp.stat(file);
-      if (!stat.isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
+      if (stat.isDirectory()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
+      const special = specialFileKind(stat);
+      if (special) throw new NotRegularFileError(file, special);
     } catch (error) {
       const firstTensor = [...weightMap].find(([, s]) => s === shards[i])![0];
-      const why = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : 'cannot be read';
-      throw indexError(indexFile, `shard "${shards[i]}" (holding "${firstTensor}" among others) ${why} in ${folder}. Download or restore it.`, {
+      const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
+      const why = missing ? 'does not exist' : `cannot be read (${describeFsError(error)})`;
+      throw indexError(indexFile, `shard "${shards[i]}" (holding "${firstTensor}" among others) ${why} in ${folder}.${missing ? ' Download or restore it.' : ''}`, {
         rule: 'missing-shard',
         tensor: firstTensor,
       });
@@ -188,7 +195,7 @@ async function openIndex(indexFile: string, openedAs: string): Promise<Checkpoin
         });
       }
     }
-    tensors.push(...refsOf(headers[i], files[i]));
+    appendAll(tensors, refsOf(headers[i], files[i]));
   }
   const sums = totals(tensors);
   const warnings: string[] = [];

@@ -2,8 +2,8 @@
 // its claimed length was checked against the real file size), then exactly the byte ranges of
 // the elements asked for. Nothing ever reads or allocates a whole file.
 
-import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
+import { describeFsError, openRegularFile } from '../files';
 import { canDecode, decodeToFloat, dtypeBits, unsupportedDecode } from './dtypes';
 import { SafetensorsError } from './errors';
 import { checkHeaderLength, HEADER_LENGTH_BYTES, parseHeader } from './header';
@@ -11,17 +11,7 @@ import type { SafetensorsHeader, TensorRef } from './types';
 
 /** An fs error as a SafetensorsError that says which file and what to do. */
 export function ioError(error: unknown, file: string, action = 'read'): SafetensorsError {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  const why: Record<string, string> = {
-    ENOENT: 'it does not exist; check the path',
-    EACCES: 'permission denied; check the file permissions',
-    EPERM: 'operation not permitted; check the file permissions',
-    EISDIR: 'it is a folder, not a file',
-    ENOTDIR: 'a part of the path is not a folder',
-    EMFILE: 'too many open files; close other programs or raise the limit',
-  };
-  const detail = (code && why[code]) ?? (error instanceof Error ? error.message : String(error));
-  return new SafetensorsError(`Cannot ${action} "${file}": ${detail}.`, { rule: 'io', file });
+  return new SafetensorsError(`Cannot ${action} "${file}": ${describeFsError(error)}.`, { rule: 'io', file });
 }
 
 /** Reads exactly `length` bytes at `position` into `target` (from its start), looping over short reads. */
@@ -30,8 +20,10 @@ export async function readExactly(handle: FileHandle, target: Uint8Array, positi
   while (done < target.byteLength) {
     const { bytesRead } = await handle.read(target, done, target.byteLength - done, position + done);
     if (bytesRead === 0) {
+      // Name the file's length now, not where the read stopped: that is what the user can check.
+      const size = await handle.stat().then((s) => `is now ${s.size} bytes`, () => 'ended early');
       throw new SafetensorsError(
-        `"${file}" ended after ${position + done} bytes while ${position + target.byteLength} were expected: the file changed or was truncated while being read. Reopen it.`,
+        `"${file}" ${size}, but ${position + target.byteLength} bytes were expected: the file changed or was truncated while being read. Reopen it.`,
         { rule: 'io', file },
       );
     }
@@ -60,7 +52,7 @@ export async function readHeaderFrom(handle: FileHandle, path: string): Promise<
 /** Opens a file for reading, turning fs errors into SafetensorsError. */
 export async function openForRead(path: string): Promise<FileHandle> {
   try {
-    return await fsp.open(path, 'r');
+    return await openRegularFile(path);
   } catch (error) {
     throw ioError(error, path, 'open');
   }
