@@ -2,10 +2,9 @@
 // Delimiters follow huggingface_hub: optional leading whitespace, a `---` line, the YAML, then a
 // line that is exactly `---` (followed by a line break or the end of the text). Only the
 // fields lineage and the views use are kept; a field of the wrong type is reported, not fatal.
-import { parse as parseYaml } from 'yaml';
+import { escapeControl } from '../text';
 import type { CardFacts } from './types';
-
-const FRONT_MATTER = /^\s*---[\r\n]+([\s\S]*?)[\r\n]+---(?:\r\n|\n|$)/;
+import { parsePlainYaml } from './yaml';
 
 export interface ParsedCard {
   /** Null when the card has no front matter or it could not be parsed. */
@@ -16,28 +15,53 @@ export interface ParsedCard {
   warnings: string[];
 }
 
-/** The raw YAML between the delimiters, or null when the card has none. */
+const isLineBreak = (c: string | undefined) => c === '\n' || c === '\r';
+
+/**
+ * The raw YAML between the delimiters, or null when the card has none. One pass over the text
+ * (a regular expression for this backtracks cubically on an unclosed block followed by many
+ * line breaks): the opening `---` and its line breaks, then the first `---` that follows a line
+ * break and ends its line.
+ */
 export function extractFrontMatter(text: string): string | null {
-  const match = FRONT_MATTER.exec(text);
-  return match ? match[1] : null;
+  const open = text.search(/\S/);
+  if (open < 0 || !text.startsWith('---', open) || !isLineBreak(text[open + 3])) return null;
+  let contentStart = open + 4;
+  while (isLineBreak(text[contentStart])) contentStart++;
+  for (let at = text.indexOf('---', open + 5); at >= 0; at = text.indexOf('---', at + 1)) {
+    if (!isLineBreak(text[at - 1])) continue;
+    const after = text[at + 3];
+    if (!(after === undefined || after === '\n' || (after === '\r' && text[at + 4] === '\n'))) continue;
+    let contentEnd = at - 1;
+    while (contentEnd > contentStart && isLineBreak(text[contentEnd - 1])) contentEnd--;
+    return contentEnd > contentStart ? text.slice(contentStart, contentEnd) : '';
+  }
+  return null;
 }
 
 export function parseModelCard(text: string): ParsedCard {
   const yamlText = extractFrontMatter(text.startsWith('\ufeff') ? text.slice(1) : text);
   if (yamlText === null) return { facts: null, warnings: [] };
-  let data: unknown;
+  let parsed;
   try {
-    // The default (core) schema builds plain data only: no custom tags, aliases capped by the library.
-    data = parseYaml(yamlText, { prettyErrors: true });
+    // The core schema builds plain data only; tagged fields come back separately (see yaml.ts).
+    parsed = parsePlainYaml(yamlText);
   } catch (error) {
-    const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
+    const message = escapeControl(error instanceof Error ? error.message : String(error));
     return { facts: null, error: `the YAML front matter does not parse (${message}); fix the block between the --- lines`, warnings: [] };
   }
-  if (data === null || data === undefined) return { facts: {}, warnings: [] };
+  const { data, tagged } = parsed;
+  const tagWarnings = tagged.map(({ key, tag }) => `"${escapeControl(key)}" carries the YAML tag ${escapeControl(tag)}, which Graft does not evaluate; remove the tag`);
+  if (data === null || data === undefined) {
+    if (tagged.length > 0 && tagged[0].key === '') return { facts: null, error: `the YAML front matter is tagged ${escapeControl(tagged[0].tag)} instead of being a mapping of fields`, warnings: [] };
+    return { facts: {}, warnings: [] };
+  }
   if (typeof data !== 'object' || Array.isArray(data)) {
     return { facts: null, error: 'the YAML front matter is not a mapping of fields (key: value); the Hub rejects such cards', warnings: [] };
   }
-  return toFacts(data as Record<string, unknown>);
+  const result = toFacts(data as Record<string, unknown>);
+  result.warnings.unshift(...tagWarnings);
+  return result;
 }
 
 function toFacts(data: Record<string, unknown>): ParsedCard {

@@ -1,8 +1,8 @@
 // The small files beside weights, reduced to the facts lineage and the views use. Each parser
 // takes the file's text and throws an Error whose message says what is wrong with it.
-import { parse as parseYaml } from 'yaml';
 import type { GgufHeader, GgufValue } from '../gguf';
 import { parseProvenance, provenanceModelNames } from './provenance';
+import { parsePlainYaml } from './yaml';
 import type { AdapterFacts, ConfigFacts, GgufBaseModel, GgufFacts, MergeFacts, TrainerFacts } from './types';
 
 function parseJsonObject(text: string, file: string): Record<string, unknown> {
@@ -62,12 +62,17 @@ export function parseAdapterFacts(text: string): AdapterFacts {
 
 /** mergekit_config.yml: `models: [{model, parameters}]`, `merge_method`, `base_model`, or `slices: [{sources: [{model}]}]`. */
 export function parseMergekitFacts(text: string): MergeFacts {
-  let data: unknown;
+  let parsed;
   try {
-    data = parseYaml(text);
+    parsed = parsePlainYaml(text);
   } catch (error) {
     throw new Error(`mergekit_config.yml does not parse as YAML (${error instanceof Error ? error.message.split('\n')[0] : String(error)}).`);
   }
+  if (parsed.tagged.length > 0) {
+    const { key, tag } = parsed.tagged[0];
+    throw new Error(`mergekit_config.yml: ${key ? `"${key}"` : 'the document'} carries the YAML tag ${tag}, which Graft does not evaluate; the file was ignored (remove the tag).`);
+  }
+  const data = parsed.data;
   if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new Error('mergekit_config.yml must be a YAML mapping (merge_method, models, ...).');
   const config = data as Record<string, unknown>;
   const models: string[] = [];
@@ -158,6 +163,7 @@ export function ggufFacts(header: GgufHeader): GgufFacts {
     name: text('general.name'),
     fileType: typeof fileType === 'number' ? fileType : undefined,
     general,
+    skippedMetadata: header.skippedMetadata,
     baseModels,
     source: describeModel('general.source'),
     tensors: header.tensors.map((t) => ({ name: t.name, dims: t.dims, type: t.typeName, offset: t.offset })),

@@ -44,7 +44,10 @@ export function parseProvenance(text: string): GraftProvenance {
   }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new ProvenanceError(`${PROVENANCE_FILE} must hold a JSON object.`);
   const record = data as Record<string, unknown>;
-  if (record.tool !== 'graft') throw new ProvenanceError(`${PROVENANCE_FILE} has "tool": ${JSON.stringify(record.tool)}; expected "graft".`);
+  if (record.tool !== 'graft') {
+    const found = record.tool === undefined ? 'no "tool" field' : `"tool": ${JSON.stringify(record.tool)}`;
+    throw new ProvenanceError(`${PROVENANCE_FILE} has ${found}; expected "graft".`);
+  }
   for (const key of ['version', 'method', 'created'] as const) {
     if (typeof record[key] !== 'string' || !(record[key] as string).trim()) throw new ProvenanceError(`${PROVENANCE_FILE} needs a non-empty string "${key}".`);
   }
