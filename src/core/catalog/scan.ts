@@ -4,15 +4,17 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { appendAll } from '../collections';
 import { CancelledError } from '../engine/task';
-import { readGgufHeader } from '../gguf';
-import { PROVENANCE_FILE } from './provenance';
+import { describeFsError, readFileHead, specialFileKind } from '../files';
+import { GGUF_CATALOG_LIMITS, readGgufHeader } from '../gguf';
 import { openCheckpoint, type CheckpointLayout } from '../safetensors';
 import { CatalogCache, type CachedFolder } from './cache';
 import { parseModelCard } from './card';
 import {
   checkpointStepFromName, ggufFacts, parseAdapterFacts, parseConfigFacts, parseMergekitFacts, parseProvenanceFacts, parseTrainerFacts,
 } from './facts';
+import { PROVENANCE_FILE } from './provenance';
 import { isNonModelCacheFolder, repoIdFromCacheFolder } from './hfcache';
 import type { Catalog, CatalogEntry, CatalogProblem, EntryFormat, EntryKind, HfCacheFacts, ScanProgress, SourceFile } from './types';
 
@@ -25,7 +27,20 @@ export interface ScanOptions {
   cache?: CatalogCache;
   /** Folder levels below each root to descend (default 12). */
   maxDepth?: number;
+  /**
+   * Reads one folder's files into entries (default: readCatalogFolder on this thread). The
+   * extension runs it on a worker thread, so parsing a stranger's header or card never blocks
+   * the editor.
+   */
+  readFolder?: FolderReader;
 }
+
+/** The relevant files of one folder, by name, as the walk found them. */
+export type FolderFiles = [name: string, file: SourceFile][];
+export type FolderReader = (dir: string, files: FolderFiles) => Promise<Pick<CachedFolder, 'entries' | 'problems'>>;
+
+/** The default folder depth: deep enough for org/project/run/checkpoint trees, bounded for a link to a huge tree. */
+export const DEFAULT_MAX_DEPTH = 12;
 
 const CONFIG = 'config.json';
 const ADAPTER_CONFIG = 'adapter_config.json';
@@ -42,7 +57,6 @@ const SAFETENSORS_SHARD = /-\d+-of-\d+\.safetensors$/;
 const CARD_READ_BYTES = 256 * 1024;
 const MAX_JSON_BYTES = 16 * 1024 * 1024;
 const IO_CONCURRENCY = 16;
-const GGUF_MAX_ARRAY_ITEMS = 64;
 
 function isRelevantFile(name: string): boolean {
   return SMALL_FILES.has(name) || name.endsWith('.safetensors') || name.endsWith('.safetensors.index.json') || name.endsWith('.gguf') || PYTORCH_WEIGHTS.test(name);
@@ -80,16 +94,27 @@ interface FolderTask {
 }
 
 function errorText(error: unknown): string {
-  const e = error as NodeJS.ErrnoException;
-  if (e?.code === 'EACCES' || e?.code === 'EPERM') return 'permission denied; check the file permissions';
-  if (e?.code === 'EISDIR') return 'is a folder where a file was expected';
-  if (e?.code === 'ENOENT') return 'disappeared while scanning';
-  return error instanceof Error ? error.message : String(error);
+  const code = (error as NodeJS.ErrnoException)?.code;
+  if (code === 'ENOENT') return 'disappeared while scanning';
+  return describeFsError(error);
 }
+
+/** Whether `child` is `parent` or inside it (both real, absolute paths). */
+function isWithin(child: string, parent: string): boolean {
+  const relative = path.relative(parent, child);
+  return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
+}
+
+/** A Hugging Face cache blob: snapshot files are links into <cache>/models--org--name/blobs/. */
+const HF_BLOB = /[\\/]models--[^\\/]+[\\/]blobs[\\/][^\\/]+$/;
 
 export async function scanCatalog(roots: string[], options: ScanOptions = {}): Promise<Catalog> {
   const cache = options.cache ?? new CatalogCache();
-  const maxDepth = options.maxDepth ?? 12;
+  const maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH;
+  const readFolder = options.readFolder ?? readCatalogFolder;
+  /** Real paths of the roots: symbolic links are followed only to targets inside one of them. */
+  const realRoots: string[] = [];
+  const insideRoots = (real: string) => realRoots.some((root) => isWithin(real, root));
   const io = new Semaphore(IO_CONCURRENCY);
   const entries: CatalogEntry[] = [];
   const problems: CatalogProblem[] = [];
@@ -110,6 +135,10 @@ export async function scanCatalog(roots: string[], options: ScanOptions = {}): P
       real = task.real ?? (await io.run(() => fs.promises.realpath(task.dir)));
     } catch (error) {
       problems.push({ path: task.dir, message: `cannot resolve this folder: ${errorText(error)}` });
+      return;
+    }
+    if (!insideRoots(real)) {
+      problems.push({ path: task.dir, message: `symbolic link to ${real}, outside the scanned folders; skipped (add that folder to graft.extraRoots, or scan it directly, to include it)` });
       return;
     }
     if (task.chain.includes(real)) {
@@ -153,11 +182,25 @@ export async function scanCatalog(roots: string[], options: ScanOptions = {}): P
         isDir = stats.isDirectory();
         isFile = stats.isFile();
         if (isDir) linked.add(name);
+        if (isFile && isRelevantFile(name)) {
+          // A linked weight or card is read only where the link stays inside the scanned folders
+          // (or points into a Hugging Face cache's blobs/, as cache snapshots and local copies do).
+          const real = await io.run(() => fs.promises.realpath(full)).catch(() => full);
+          if (!insideRoots(real) && !HF_BLOB.test(real)) {
+            problems.push({ path: full, message: `symbolic link to ${real}, outside the scanned folders; skipped` });
+            return;
+          }
+        }
       }
       if (isFile) progress.files++;
       if (isDir) {
         if (isRelevantFile(name)) problems.push({ path: full, message: `"${name}" is a folder where a file was expected; it was ignored` });
         else subdirs.push(name);
+        return;
+      }
+      if (!isFile && !isDir && isRelevantFile(name)) {
+        const kind = specialFileKind(stats ?? dirent) ?? 'not a regular file';
+        problems.push({ path: full, message: `is ${kind}, not a regular file; skipped (Graft reads only regular files)` });
         return;
       }
       if (!isFile || !isRelevantFile(name)) return;
@@ -181,7 +224,7 @@ export async function scanCatalog(roots: string[], options: ScanOptions = {}): P
     if (sources.length > 0) {
       let unit = cache.lookupFolder(task.dir, sources);
       if (!unit) {
-        unit = { sources, ...(await io.run(() => readFolder(task.dir, files))) };
+        unit = { sources, ...(await io.run(() => readFolder(task.dir, [...files]))) };
         cache.storeFolder(task.dir, unit);
       }
       for (const entry of unit.entries) {
@@ -192,12 +235,17 @@ export async function scanCatalog(roots: string[], options: ScanOptions = {}): P
         } else delete copy.hfCache;
         entries.push(copy);
       }
-      problems.push(...unit.problems);
+      appendAll(problems, unit.problems);
       progress.found = entries.length;
     }
     options.onProgress?.({ ...progress });
 
-    if (task.depth >= maxDepth) return;
+    if (task.depth >= maxDepth) {
+      if (subdirs.length > 0) {
+        problems.push({ path: task.dir, message: `the folder depth limit (${maxDepth} levels below ${task.root}) was reached; its ${subdirs.length} subfolder(s) were not scanned (scan this folder directly, or add it to graft.extraRoots)` });
+      }
+      return;
+    }
     await Promise.all(subdirs.sort().map((name) =>
       visit({ dir: path.join(task.dir, name), root: task.root, depth: task.depth + 1, chain: [...task.chain, real], ...(linked.has(name) ? {} : { real: path.join(real, name) }) }),
     ));
@@ -259,7 +307,7 @@ export async function scanCatalog(roots: string[], options: ScanOptions = {}): P
     const refs: Record<string, string> = {};
     for (const file of found) {
       try {
-        const revision = (await io.run(() => readHead(file.path, 256))).trim();
+        const revision = (await io.run(() => readFileHead(file.path, 256))).trim();
         if (revision) refs[path.relative(refsDir, file.path).split(path.sep).join('/')] = revision;
       } catch (error) {
         problems.push({ path: file.path, message: `cannot read this cache ref: ${errorText(error)}` });
@@ -284,6 +332,7 @@ export async function scanCatalog(roots: string[], options: ScanOptions = {}): P
       problems.push({ path: dir, message: 'is a file, not a folder; scan the folder that holds it' });
       continue;
     }
+    realRoots.push(await fs.promises.realpath(dir).catch(() => dir));
     await visit({ dir, root: dir, depth: 0, chain: [] });
   }
   checkCancelled();
@@ -293,26 +342,9 @@ export async function scanCatalog(roots: string[], options: ScanOptions = {}): P
   return { entries: entries.sort(byPath), problems: problems.sort(byPath) };
 }
 
-/** The first `maxBytes` of a file as UTF-8 (a cut multi-byte character at the end becomes U+FFFD). */
-async function readHead(file: string, maxBytes: number): Promise<string> {
-  const handle = await fs.promises.open(file, 'r');
-  try {
-    const buffer = Buffer.alloc(maxBytes);
-    let filled = 0;
-    while (filled < maxBytes) {
-      const { bytesRead } = await handle.read(buffer, filled, maxBytes - filled, filled);
-      if (bytesRead === 0) break;
-      filled += bytesRead;
-    }
-    return buffer.subarray(0, filled).toString('utf8');
-  } finally {
-    await handle.close();
-  }
-}
-
 async function readJsonText(file: SourceFile): Promise<string> {
   if (file.size > MAX_JSON_BYTES) throw new Error(`${file.size} bytes is too large for this kind of file (limit ${MAX_JSON_BYTES}); it was not read`);
-  return readHead(file.path, Math.max(1, file.size));
+  return readFileHead(file.path, Math.max(1, file.size));
 }
 
 /** Sorted "name:shape" lines hashed: equal for checkpoints of one architecture, whatever their dtype. */
@@ -338,7 +370,8 @@ function summarize(layout: CheckpointLayout): Pick<CatalogEntry, 'weightFiles' |
 }
 
 /** Reads one folder's relevant files and turns them into entries. Never throws: problems are collected. */
-async function readFolder(dir: string, files: Map<string, SourceFile>): Promise<Pick<CachedFolder, 'entries' | 'problems'>> {
+export async function readCatalogFolder(dir: string, folderFiles: FolderFiles): Promise<Pick<CachedFolder, 'entries' | 'problems'>> {
+  const files = new Map(folderFiles);
   const problems: CatalogProblem[] = [];
   const entries: CatalogEntry[] = [];
   const folderName = path.basename(dir);
@@ -365,7 +398,7 @@ async function readFolder(dir: string, files: Map<string, SourceFile>): Promise<
   let card: CatalogEntry['card'];
   if (has(CARD)) {
     try {
-      const parsed = parseModelCard(await readHead(file(CARD).path, CARD_READ_BYTES));
+      const parsed = parseModelCard(await readFileHead(file(CARD).path, CARD_READ_BYTES));
       if (parsed.error) report(CARD, `model card ignored: ${parsed.error}`);
       for (const warning of parsed.warnings) report(CARD, `model card field ignored: ${warning}`);
       if (parsed.facts) card = parsed.facts;
@@ -461,7 +494,7 @@ async function readFolder(dir: string, files: Map<string, SourceFile>): Promise<
     group.sort();
     try {
       const headers = [];
-      for (const name of group) headers.push(await readGgufHeader(path.join(dir, name), { maxArrayItems: GGUF_MAX_ARRAY_ITEMS }));
+      for (const name of group) headers.push(await readGgufHeader(path.join(dir, name), GGUF_CATALOG_LIMITS));
       const facts = ggufFacts(headers[0]);
       const tensors = headers.flatMap((h) => h.tensors);
       facts.tensorCount = tensors.length;

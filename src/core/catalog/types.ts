@@ -94,6 +94,8 @@ export interface GgufFacts {
   fileType?: number;
   /** general.* keys as JSON-safe values (64-bit integers as strings when past 2^53, long arrays as their length). */
   general: Record<string, unknown>;
+  /** Metadata entries not read (everything but general.*, and general.* values past the reader's budget). */
+  skippedMetadata?: number;
   baseModels: GgufBaseModel[];
   /** general.source.*: the repo this file was converted from. */
   source?: GgufBaseModel;

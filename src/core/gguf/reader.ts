@@ -3,6 +3,7 @@
 // anything is allocated, so a corrupt or hostile file fails fast instead of exhausting memory.
 
 import * as fs from 'node:fs';
+import { openRegularFile } from '../files';
 import {
   GGML_TYPES, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_MAX_DIMS, GGUF_VALUE_TYPE_NAMES, GgufError, GgufValueType,
   type GgufArrayValue, type GgufHeader, type GgufMetadataEntry, type GgufTensorInfo, type GgufValue,
@@ -13,7 +14,30 @@ export interface ReadGgufOptions {
   maxArrayItems?: number;
   /** Longest string accepted, in bytes. */
   maxStringBytes?: number;
+  /**
+   * Metadata entries to keep (general.alignment always is); the others are stepped over without
+   * decoding their values and counted in `skippedMetadata`. Default: keep all.
+   */
+  keepKey?: (key: string) => boolean;
+  /** A header declaring more metadata entries is refused (default: no limit but the file size). */
+  maxMetadataEntries?: number;
+  /** A metadata section longer than this many bytes is refused (default: no limit but the file size). */
+  maxMetadataBytes?: number;
+  /** Kept values (strings and arrays) past this many bytes in all are skipped instead (default: no limit). */
+  maxKeptBytes?: number;
 }
+
+/** The caps the catalog reads GGUF headers with: what a real file needs, many times over. */
+export const GGUF_CATALOG_LIMITS = {
+  maxArrayItems: 64,
+  maxMetadataEntries: 65_536,
+  maxMetadataBytes: 128 * 1024 * 1024,
+  maxKeptBytes: 4 * 1024 * 1024,
+  keepKey: (key: string) => key.startsWith('general.'),
+} satisfies ReadGgufOptions;
+
+/** GGUF keys are at most 65,535 bytes (llama.cpp's limit). */
+const MAX_KEY_BYTES = 65_535;
 
 const READ_CHUNK = 64 * 1024;
 const DEFAULT_MAX_STRING_BYTES = 64 * 1024 * 1024;
@@ -84,7 +108,7 @@ class Cursor {
 }
 
 export async function readGgufHeader(filePath: string, options: ReadGgufOptions = {}): Promise<GgufHeader> {
-  const handle = await fs.promises.open(filePath, 'r');
+  const handle = await openRegularFile(filePath);
   try {
     const { size } = await handle.stat();
     return await parseHeader(new Cursor(handle, size), filePath, options);
@@ -162,6 +186,18 @@ async function parseHeader(cursor: Cursor, filePath: string, options: ReadGgufOp
     return array;
   };
 
+  const skipValue = async (type: number, what: string): Promise<void> => {
+    if (type === GgufValueType.STRING) cursor.skip(await cursor.u64(`the length of ${what}`), what);
+    else if (type === GgufValueType.ARRAY) {
+      const itemType = await cursor.u32(`the item type of ${what}`);
+      if (itemType > GgufValueType.FLOAT64) throw new GgufError(`${what} is an array of unknown value type ${itemType}: the header is corrupt.`);
+      const length = await cursor.u64(`the length of ${what}`);
+      if (length * minValueBytes(itemType) > cursor.remaining) throw new GgufError(`${what} declares ${length} items, more than the bytes left can hold: the header is corrupt.`);
+      await skipItems(itemType, length, what, 0);
+    } else if (type <= GgufValueType.FLOAT64) cursor.skip(minValueBytes(type), what);
+    else throw new GgufError(`${what} has unknown value type ${type} (known: 0-12): the header is corrupt or from a newer GGUF version.`);
+  };
+
   const skipItems = async (itemType: number, length: number, what: string, depth: number): Promise<void> => {
     if (itemType === GgufValueType.STRING) {
       for (let i = 0; i < length; i++) cursor.skip(await cursor.u64(`the length of ${what}[${i}]`), `${what}[${i}]`);
@@ -178,14 +214,41 @@ async function parseHeader(cursor: Cursor, filePath: string, options: ReadGgufOp
     }
   };
 
+  const maxEntries = options.maxMetadataEntries ?? Number.POSITIVE_INFINITY;
+  if (kvCount > maxEntries) {
+    throw new GgufError(`${filePath} declares ${kvCount} metadata entries, more than the ${maxEntries} Graft reads (real files have a few dozen); the file was skipped.`);
+  }
+  const maxMetadataBytes = options.maxMetadataBytes ?? Number.POSITIVE_INFINITY;
+  const metadataStart = cursor.pos;
+  let keptBudget = options.maxKeptBytes ?? Number.POSITIVE_INFINITY;
   const metadata: GgufMetadataEntry[] = [];
+  // Repeated keys are refused among the kept ones only: remembering every key of a hostile
+  // header would grow with it.
   const seenKeys = new Set<string>();
+  let skippedMetadata = 0;
   for (let i = 0; i < kvCount; i++) {
-    const key = await readString(`metadata key #${i}`);
+    if (cursor.pos - metadataStart > maxMetadataBytes) {
+      throw new GgufError(`${filePath} has more than ${maxMetadataBytes} bytes of metadata (stopped at entry ${i} of ${kvCount}); Graft reads at most that much, so the file was skipped.`);
+    }
+    const keyLength = await cursor.u64(`the length of metadata key #${i}`);
+    if (keyLength > MAX_KEY_BYTES) throw new GgufError(`metadata key #${i} is ${keyLength} bytes long, more than GGUF's ${MAX_KEY_BYTES}: the header is corrupt.`);
+    const key = (await cursor.need(keyLength, `metadata key #${i}`)).toString('utf8');
+    const type = await cursor.u32(`the value type of "${key}"`);
+    const wanted = key === 'general.alignment' || !options.keepKey || options.keepKey(key);
+    if (!wanted) {
+      await skipValue(type, `metadata "${key}"`);
+      skippedMetadata++;
+      continue;
+    }
     if (seenKeys.has(key)) throw new GgufError(`${filePath} has the metadata key "${key}" twice: the header is corrupt.`);
     seenKeys.add(key);
-    const type = await cursor.u32(`the value type of "${key}"`);
+    const valueStart = cursor.pos;
     const value = await readValue(type, `metadata "${key}"`, 0);
+    keptBudget -= cursor.pos - valueStart;
+    if (keptBudget < 0 && key !== 'general.alignment') {
+      skippedMetadata++;
+      continue;
+    }
     metadata.push({ key, type: type as GgufValueType, value });
   }
 
@@ -244,7 +307,9 @@ async function parseHeader(cursor: Cursor, filePath: string, options: ReadGgufOp
     if (byBegin[i].begin < byBegin[i - 1].end) throw new GgufError(`Tensors "${byBegin[i - 1].name}" and "${byBegin[i].name}" overlap in the data section: the header is corrupt.`);
   }
 
-  return { path: filePath, fileSize: cursor.fileSize, version, alignment, dataStart, metadata, tensors };
+  const header: GgufHeader = { path: filePath, fileSize: cursor.fileSize, version, alignment, dataStart, metadata, tensors };
+  if (skippedMetadata > 0) header.skippedMetadata = skippedMetadata;
+  return header;
 }
 
 /** The value of one metadata key, or undefined. */

@@ -114,6 +114,8 @@ export interface GgufHeader {
   /** Absolute position of the (aligned) tensor data section. */
   dataStart: number;
   metadata: GgufMetadataEntry[];
+  /** Metadata entries stepped over unread (not asked for, or past the reader's byte budget). */
+  skippedMetadata?: number;
   tensors: GgufTensorInfo[];
 }
 
