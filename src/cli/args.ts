@@ -2,7 +2,8 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { openCheckpoint, type CheckpointLayout } from '../core/safetensors';
+import { describeFsError } from '../core/files';
+import { isSafetensorsError, openCheckpoint, type CheckpointLayout } from '../core/safetensors';
 import { UsageError, type CliContext } from './context';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -23,13 +24,17 @@ export async function pathArgument(positionals: string[], ctx: CliContext, what:
   return existingPath(positionals[0], ctx);
 }
 
-/** `arg` resolved against the working folder; a path that does not exist is a usage error. */
+/**
+ * `arg` resolved against the working folder; a path that cannot be reached is a usage error that
+ * says why (missing, permission denied, ...).
+ */
 export async function existingPath(arg: string, ctx: CliContext): Promise<string> {
   const target = path.resolve(ctx.cwd, arg);
   try {
     await fsp.stat(target);
-  } catch {
-    throw new UsageError(`"${arg}" does not exist.`);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new UsageError(code === 'ENOENT' ? `"${arg}" does not exist.` : `cannot open "${arg}": ${describeFsError(error)}.`);
   }
   return target;
 }
@@ -47,7 +52,10 @@ export async function openCheckpointArgument(target: string, arg: string): Promi
   try {
     return await openCheckpoint(target);
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
+    let reason = error instanceof Error ? error.message : String(error);
+    // An I/O error already says "Cannot open <file>": keep only why, the argument is named below.
+    const quoted = reason.indexOf(`"${target}": `);
+    if (isSafetensorsError(error) && error.rule === 'io' && reason.startsWith('Cannot ') && quoted > 0) reason = reason.slice(quoted + target.length + 4);
     const otherFile = !/\.(safetensors|json)$/i.test(target) && (await fsp.stat(target).then((s) => s.isFile(), () => false));
     const hint = otherFile ? `${/[.!?]$/.test(reason) ? '' : '.'} It does not look like a safetensors file: Graft reads .safetensors files, *.safetensors.index.json sets and folders holding them.` : '';
     throw new Error(`cannot open "${arg}": ${reason}${hint}`);

@@ -14,6 +14,8 @@ export class UsageError extends Error {
 export interface CliIO {
   stdout(text: string): void;
   stderr(text: string): void;
+  /** True once the reader of stdout went away: the command's outcome no longer matters. */
+  readonly closed?: boolean;
 }
 
 export interface CliContext extends CliIO {
@@ -49,6 +51,37 @@ export function createContext(io: CliIO, signal: AbortSignal, workerScript = bun
     },
     async dispose() {
       await pool?.dispose();
+    },
+  };
+}
+
+/**
+ * stdout and stderr of this process. When the reader of stdout goes away (`graft inspect x | head`
+ * exits), writes fail with EPIPE: the rest of the output is dropped, `onClosed` is called (to stop
+ * the work) and no stack trace is printed.
+ */
+export function processIO(onClosed: () => void): CliIO {
+  let closed = false;
+  const close = (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    if (!closed) {
+      closed = true;
+      onClosed();
+    }
+  };
+  process.stdout.on('error', close);
+  process.stderr.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+  });
+  return {
+    get closed() {
+      return closed;
+    },
+    stdout: (text) => {
+      if (!closed) process.stdout.write(text);
+    },
+    stderr: (text) => {
+      process.stderr.write(text);
     },
   };
 }

@@ -30,8 +30,8 @@ export function formatBytes(bytes: number): string {
   return scaled(bytes, ['B', 'kB', 'MB', 'GB', 'TB', 'PB'], 1000, ' ');
 }
 
-/** A tensor shape as `[17, 33]`; a scalar as `[]`. */
-export function formatShape(shape: readonly number[]): string {
+/** A tensor shape as `[17, 33]`; a scalar as `[]`. Bigint dimensions print exactly. */
+export function formatShape(shape: readonly (number | bigint)[]): string {
   return `[${shape.join(', ')}]`;
 }
 

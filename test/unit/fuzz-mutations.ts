@@ -317,7 +317,7 @@ export function referenceVerdict(json: Uint8Array, fileSize: number): HeaderVerd
     if (bits > U64_MAX) return { rule: 'overflow', tensor: t.name };
     if (bits % 8n !== 0n) return { rule: 'misaligned-subbyte', tensor: t.name };
     if (end - begin !== bits / 8n) return { rule: 'invalid-tensor-info', tensor: t.name };
-    tensors.push({
+    const info: TensorInfo = {
       name: t.name,
       dtype: t.dtype,
       shape: t.shape.map(Number),
@@ -325,7 +325,10 @@ export function referenceVerdict(json: Uint8Array, fileSize: number): HeaderVerd
       dataOffsets: [Number(begin), Number(end)],
       begin: dataStart + Number(begin),
       end: dataStart + Number(end),
-    });
+    };
+    // Dimensions past 2^53 are also kept exactly, as text.
+    if (t.shape.some((d) => BigInt(d) > BigInt(Number.MAX_SAFE_INTEGER))) info.shapeText = t.shape.map(String);
+    tensors.push(info);
   }
   if (cursor + BigInt(dataStart) !== BigInt(fileSize)) return { rule: 'incomplete-buffer' };
   const metadata = raw.metadata ? Object.fromEntries(raw.metadata) : null;

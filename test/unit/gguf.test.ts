@@ -168,7 +168,7 @@ test('corrupt GGUF headers fail with errors that say what is wrong, never by all
       ['big-endian', (b) => (b.writeUInt32BE(3, 4), b), /big-endian/],
       ['huge tensor count', (b) => (b.writeBigUInt64LE(1n << 40n, 8), b), /cannot fit in its \d+ bytes/],
       ['count past 2^53', (b) => (b.writeBigUInt64LE(1n << 62n, 16), b), /metadata count is \d+, which no real file can have/],
-      ['huge string length', (b) => (b.writeBigUInt64LE(1n << 40n, at.keys['general.name'].keyAt), b), /needs \d+ bytes at offset \d+ but the file ends|more than the \d+ accepted/],
+      ['huge string length', (b) => (b.writeBigUInt64LE(1n << 40n, at.keys['general.name'].keyAt), b), /is 1099511627776 bytes long, more than GGUF's 65535/],
       ['huge array length', (b) => (b.writeBigUInt64LE(1n << 40n, at.keys['tokenizer.ggml.tokens'].valueAt + 4), b), /declares 1099511627776 items of type string, more than the \d+ bytes left/],
       ['unknown value type', (b) => (b.writeUInt32LE(77, at.keys['test.u8'].typeAt), b), /unknown value type 77/],
       ['bool not 0/1', (b) => (b.writeUInt8(7, at.keys['test.bool'].valueAt), b), /bool stored as 7/],

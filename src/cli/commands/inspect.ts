@@ -2,12 +2,15 @@
 // and with --stats per-tensor statistics computed on the worker pool.
 
 import * as path from 'node:path';
+import { maxOf } from '../../core/collections';
 import { mapLimit } from '../../core/engine/pool';
 import { formatBytes, formatCount, formatParameters, formatShape } from '../../core/format';
 import { canDecode, type CheckpointLayout, type DType, type TensorRef } from '../../core/safetensors';
 import { computeTensorStats, type TensorStats } from '../../core/stats';
+import { escapeControl } from '../../core/text';
 import type { CliCommand, CliContext } from '../context';
 import { openCheckpointArgument, parseCommandLine, pathArgument } from '../args';
+import { writeJson, writeLines } from '../output';
 
 const USAGE = `Usage: graft inspect <file.safetensors | folder | *.safetensors.index.json> [--json] [--stats]
 
@@ -25,7 +28,8 @@ export type InspectTensorStats = Omit<TensorStats, 'count' | 'histogram'>;
 export interface InspectTensor {
   name: string;
   dtype: DType;
-  shape: number[];
+  /** Exact: dimensions past 2^53 (zero-size tensors only) are bigints, printed as exact JSON integers. */
+  shape: (number | bigint)[];
   file: string;
   /** With --stats: null when the dtype cannot be decoded (statsError says why). */
   stats?: InspectTensorStats | null;
@@ -63,7 +67,7 @@ export async function inspectTarget(target: string, ctx: CliContext, withStats: 
   const layout = await openCheckpointArgument(target, shownAs);
   const stats = withStats ? await statsFor(ctx, layout.tensors) : [];
   const tensors = layout.tensors.map((t, i): InspectTensor => {
-    const entry: InspectTensor = { name: t.name, dtype: t.dtype, shape: t.shape, file: t.file };
+    const entry: InspectTensor = { name: t.name, dtype: t.dtype, shape: t.shapeText ? t.shapeText.map(BigInt) : t.shape, file: t.file };
     if (withStats) {
       const s = stats[i];
       if (typeof s === 'string') {
@@ -98,17 +102,20 @@ function formatStat(value: number | null): string {
   return String(Number(value.toPrecision(4)));
 }
 
-function table(header: string[], rows: string[][], rightAligned: Set<number>): string {
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
+function table(header: string[], rows: string[][], rightAligned: Set<number>): string[] {
+  const widths = header.map((h, c) => Math.max(h.length, maxOf(rows.map((r) => r[c].length), 0)));
   const line = (cells: string[]) =>
     cells
       .map((cell, c) => (rightAligned.has(c) ? cell.padStart(widths[c]) : cell.padEnd(widths[c])))
       .join('  ')
       .trimEnd();
-  return [line(header), ...rows.map(line)].join('\n');
+  const lines = [line(header)];
+  for (const row of rows) lines.push(line(row));
+  return lines;
 }
 
-function humanReport(report: InspectReport, numel: Map<string, number>): string {
+/** The report as text lines; every name and value from the file is escaped (see core/text.ts). */
+function humanReport(report: InspectReport, numel: Map<string, number>): string[] {
   const multiFile = report.files.length > 1;
   const withStats = report.tensors.some((t) => t.stats !== undefined);
   const header = ['NAME', 'DTYPE', 'SHAPE', 'PARAMS'];
@@ -117,8 +124,8 @@ function humanReport(report: InspectReport, numel: Map<string, number>): string 
   const right = new Set([3]);
   if (withStats) for (let c = header.length - 7; c < header.length; c++) right.add(c);
   const rows = report.tensors.map((t) => {
-    const row = [t.name, t.dtype, formatShape(t.shape), formatParameters(numel.get(t.name) ?? 0)];
-    if (multiFile) row.push(path.basename(t.file));
+    const row = [escapeControl(t.name), t.dtype, formatShape(t.shape), formatParameters(numel.get(t.name) ?? 0)];
+    if (multiFile) row.push(escapeControl(path.basename(t.file)));
     if (withStats) {
       const s = t.stats;
       row.push(
@@ -143,21 +150,25 @@ function humanReport(report: InspectReport, numel: Map<string, number>): string 
     .join(', ');
 
   const lines = [
-    `${report.path}`,
+    escapeControl(report.path),
     `format: ${report.format}${multiFile ? ` (${report.files.length} files)` : ''}`,
     '',
-    report.tensors.length > 0 ? table(header, rows, right) : '(no tensors)',
+  ];
+  if (report.tensors.length > 0) {
+    for (const line of table(header, rows, right)) lines.push(line);
+  } else lines.push('(no tensors)');
+  lines.push(
     '',
     `${formatCount(report.tensors.length)} tensors, ${formatParameters(report.parameters)} parameters (${formatCount(report.parameters)}), ${formatBytes(report.bytes)}`,
-  ];
+  );
   if (dtypes) lines.push(`dtypes: ${dtypes}`);
   if (report.metadata && Object.keys(report.metadata).length > 0) {
-    const shown = Object.entries(report.metadata).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+    const shown = Object.entries(report.metadata).map(([k, v]) => escapeControl(`${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`));
     lines.push(`metadata: ${shown.join(', ')}`);
   }
-  for (const t of report.tensors) if (t.statsError) lines.push(`note: ${t.name}: ${t.statsError}`);
-  for (const warning of report.warnings ?? []) lines.push(`warning: ${warning}`);
-  return lines.join('\n') + '\n';
+  for (const t of report.tensors) if (t.statsError) lines.push(`note: ${escapeControl(t.name)}: ${t.statsError}`);
+  for (const warning of report.warnings ?? []) lines.push(`warning: ${escapeControl(warning)}`);
+  return lines;
 }
 
 export const inspectCommand: CliCommand = {
@@ -169,10 +180,10 @@ export const inspectCommand: CliCommand = {
     const target = await pathArgument(positionals, ctx, 'file or folder to inspect');
     const report = await inspectTarget(target, ctx, values.stats ?? false, positionals[0]);
     if (values.json) {
-      ctx.stdout(JSON.stringify(report, null, 2) + '\n');
+      writeJson(ctx.stdout, report);
     } else {
-      const numel = new Map(report.tensors.map((t) => [t.name, t.shape.reduce((a, b) => a * b, 1)]));
-      ctx.stdout(humanReport(report, numel));
+      const numel = new Map(report.tensors.map((t) => [t.name, t.shape.reduce<number>((a, b) => a * Number(b), 1)]));
+      writeLines(ctx.stdout, humanReport(report, numel));
     }
     return 0;
   },

@@ -5,8 +5,11 @@ import * as path from 'node:path';
 import { scanCatalog } from '../../core/catalog';
 import { buildLineage } from '../../core/lineage/build';
 import type { LineageEdge, LineageGraph, LineageNode } from '../../core/lineage/types';
+import { describeFsError } from '../../core/files';
+import { escapeControl } from '../../core/text';
 import { displayPath, parseCommandLine } from '../args';
 import { UsageError, type CliCommand } from '../context';
+import { writeJson, writeLines } from '../output';
 
 const USAGE = `Usage: graft lineage <dir> [--json] [--no-infer] [--hf-cache <dir> | --no-hf-cache]
 
@@ -43,9 +46,9 @@ export const lineageCommand: CliCommand = {
 
     const catalog = await scanCatalog([dir], { hfCache, signal: ctx.signal });
     const graph = await buildLineage(catalog, { root: dir, infer: !values['no-infer'], runner: ctx.runner(), signal: ctx.signal });
-    for (const problem of catalog.problems) ctx.stderr(`graft lineage: warning: ${displayPath(problem.path, ctx.cwd)}: ${problem.message}\n`);
-    if (values.json) ctx.stdout(JSON.stringify(graph, null, 2) + '\n');
-    else ctx.stdout(formatLineageTree(graph));
+    for (const problem of catalog.problems) ctx.stderr(`graft lineage: warning: ${escapeControl(`${displayPath(problem.path, ctx.cwd)}: ${problem.message}`)}\n`);
+    if (values.json) writeJson(ctx.stdout, graph);
+    else writeLines(ctx.stdout, lineageTreeLines(graph));
     return 0;
   },
 };
@@ -63,8 +66,9 @@ function checkFolder(dir: string, what: string): void {
   let stats: fs.Stats;
   try {
     stats = fs.statSync(dir);
-  } catch {
-    throw new UsageError(`${what} "${dir}" does not exist; check the path.`);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new UsageError(`${what} "${dir}" does not exist; check the path.`);
+    throw new UsageError(`${what} "${dir}" cannot be opened: ${describeFsError(error)}.`);
   }
   if (!stats.isDirectory()) throw new UsageError(`${what} "${dir}" is a file; give the folder that holds your models.`);
 }
@@ -77,14 +81,14 @@ function describeNode(node: LineageNode): string {
   if (node.dtype) facts.push(node.dtype);
   if (node.format === 'gguf') facts.push('gguf');
   if ((node.locations?.length ?? 0) > 1) facts.push(`${node.locations!.length} copies`);
-  return `${node.id}  (${facts.join(', ')})`;
+  return escapeControl(`${node.id}  (${facts.join(', ')})`);
 }
 
 function describeEdge(edge: LineageEdge): string {
   let text = `${edge.relation} <- ${edge.source}`;
   if (edge.confidence !== undefined) text += ` ${edge.confidence.toFixed(2)}`;
   if (edge.undirected) text += ', direction unsure';
-  return `[${text}]`;
+  return `[${escapeControl(text)}]`;
 }
 
 function formatCount(n: number): string {
@@ -100,6 +104,10 @@ function formatCount(n: number): string {
  * node with several parents (a merge) is printed in full once and referenced under its other parents.
  */
 export function formatLineageTree(graph: LineageGraph): string {
+  return lineageTreeLines(graph).join('\n') + '\n';
+}
+
+function lineageTreeLines(graph: LineageGraph): string[] {
   const nodes = new Map(graph.nodes.map((n) => [n.id, n]));
   const children = new Map<string, LineageEdge[]>();
   const hasParent = new Set<string>();
@@ -111,10 +119,10 @@ export function formatLineageTree(graph: LineageGraph): string {
   const printed = new Set<string>();
   const walk = (id: string, prefix: string, childPrefix: string, edge?: LineageEdge) => {
     const node = nodes.get(id);
-    const label = node ? describeNode(node) : id;
+    const label = node ? describeNode(node) : escapeControl(id);
     const edgeText = edge ? `${describeEdge(edge)} ` : '';
     if (printed.has(id)) {
-      lines.push(`${prefix}${edgeText}${id}  (see above)`);
+      lines.push(`${prefix}${edgeText}${escapeControl(id)}  (see above)`);
       return;
     }
     printed.add(id);
@@ -133,5 +141,5 @@ export function formatLineageTree(graph: LineageGraph): string {
   const inferred = graph.edges.length - declared;
   lines.push('');
   lines.push(`${graph.nodes.length} models, ${graph.edges.length} links (${declared} declared, ${inferred} inferred from weights).`);
-  return lines.join('\n') + '\n';
+  return lines;
 }

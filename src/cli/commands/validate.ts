@@ -3,8 +3,10 @@
 
 import { formatBytes, formatParameters } from '../../core/format';
 import { isSafetensorsError, openCheckpoint, type CheckpointLayout } from '../../core/safetensors';
+import { escapeControl } from '../../core/text';
 import { parseCommandLine, pathArgument } from '../args';
 import type { CliCommand } from '../context';
+import { writeJson } from '../output';
 
 const USAGE = `Usage: graft validate <file.safetensors | folder | *.safetensors.index.json> [--json]
 
@@ -49,14 +51,14 @@ export const validateCommand: CliCommand = {
     const target = await pathArgument(positionals, ctx, 'file or folder to validate');
     const { report, layout } = await validateTarget(target);
     if (values.json) {
-      ctx.stdout(JSON.stringify(report) + '\n');
+      writeJson(ctx.stdout, report, 0);
     } else if (report.valid && layout) {
       const files = layout.files.length > 1 ? `, ${layout.files.length} files` : '';
-      ctx.stdout(`valid: ${target} (${report.tensors} tensors, ${formatParameters(layout.parameters)} parameters, ${formatBytes(layout.bytes)}${files})\n`);
-      for (const warning of layout.warnings ?? []) ctx.stdout(`warning: ${warning}\n`);
+      ctx.stdout(`valid: ${escapeControl(target)} (${report.tensors} tensors, ${formatParameters(layout.parameters)} parameters, ${formatBytes(layout.bytes)}${files})\n`);
+      for (const warning of layout.warnings ?? []) ctx.stdout(`warning: ${escapeControl(warning)}\n`);
     } else {
       const where = report.file && report.file !== target ? ` (in ${report.file})` : '';
-      ctx.stdout(`invalid: ${target}${where}\n  ${report.error}\n`);
+      ctx.stdout(escapeControl(`invalid: ${target}${where}`) + `\n  ${escapeControl(report.error ?? '')}\n`);
     }
     return report.valid ? 0 : 1;
   },

@@ -8,12 +8,13 @@ import * as fs from 'node:fs/promises';
 import { mapLimit, type TaskRunner } from '../engine/pool';
 import { CancelledError } from '../engine/task';
 import { samplePlan, type SampleRun } from '../sampling';
+import { canDecode } from '../safetensors/dtypes';
 import type { CheckpointLayout, TensorRef } from '../safetensors/types';
 import { emptyPartial, finalizeMetrics, mergePartial, scalePartial, type DiffPartial } from './metrics';
 import { parseTensorName } from '../tensors/names';
 import { balancedTaskSize } from '../tensors/stream';
 import type { DiffSegment, DiffTasks } from './tasks';
-import type { DiffReport, DiffSummary, ShapeMismatch, TensorDiff } from './types';
+import type { DiffReport, DiffSummary, ShapeMismatch, SkippedTensor, TensorDiff } from './types';
 
 export interface DiffOptions {
   /** The common ancestor of a and b: adds the task-vector metrics. */
@@ -140,16 +141,23 @@ interface Plan {
   onlyInB: string[];
   mismatches: ShapeMismatch[];
   baseMismatch: string[];
+  skipped: SkippedTensor[];
 }
 
 function planComparisons(a: CheckpointLayout, b: CheckpointLayout, base: CheckpointLayout | undefined, mode: 'exact' | 'quick'): Plan {
   const inB = new Map(b.tensors.map((t) => [t.name, t]));
   const inBase = base ? new Map(base.tensors.map((t) => [t.name, t])) : undefined;
-  const plan: Plan = { comparisons: [], onlyInA: [], onlyInB: [], mismatches: [], baseMismatch: [] };
+  const plan: Plan = { comparisons: [], onlyInA: [], onlyInB: [], mismatches: [], baseMismatch: [], skipped: [] };
   for (const ta of a.tensors) {
     const tb = inB.get(ta.name);
     if (!tb) {
       plan.onlyInA.push(ta.name);
+      continue;
+    }
+    // One tensor of a type the kernels cannot read (complex C64) must not fail the whole diff.
+    const undecodable = [ta, tb].find((t) => !canDecode(t.dtype));
+    if (undecodable) {
+      plan.skipped.push({ name: ta.name, reason: `${undecodable.dtype} values cannot be decoded` });
       continue;
     }
     let blockShape = ta.shape;
@@ -166,7 +174,7 @@ function planComparisons(a: CheckpointLayout, b: CheckpointLayout, base: Checkpo
     let tc: TensorRef | undefined;
     if (inBase) {
       tc = inBase.get(ta.name);
-      if (!tc || !covers(tc.shape, blockShape)) {
+      if (!tc || !covers(tc.shape, blockShape) || !canDecode(tc.dtype)) {
         plan.baseMismatch.push(ta.name);
         tc = undefined;
       }
@@ -258,6 +266,9 @@ function finish(comparison: Comparison, plan: Plan, mode: 'exact' | 'quick', wit
     ...metrics,
     ...(mode === 'quick' ? { sampled: true } : {}),
   };
+  if (comparison.partial.count === 0 && comparison.partial.nonfinite > 0) {
+    comparison.result.not_comparable = 'every position holds NaN or infinity in a or b';
+  }
   if (comparison.mismatch !== undefined) plan.mismatches[comparison.mismatch].overlap = comparison.result;
 }
 
@@ -280,6 +291,7 @@ function assembleReport(a: CheckpointLayout, b: CheckpointLayout, base: Checkpoi
   const withBase = base !== undefined && done.some((c) => c.base);
   const metrics = finalizeMetrics(total, false);
   const nonfinite = done.reduce((n, c) => n + c.partial.nonfinite, 0);
+  const notComparable = done.reduce((n, c) => n + (c.result!.not_comparable ? 1 : 0), 0);
   const summary: DiffSummary = {
     tensors: done.length,
     numel,
@@ -291,6 +303,7 @@ function assembleReport(a: CheckpointLayout, b: CheckpointLayout, base: Checkpoi
     nonfinite,
     mode,
   };
+  if (notComparable > 0) summary.not_comparable = notComparable;
   if (withBase) {
     const tv = finalizeMetrics(taskVectorTotal(done, mode), true);
     Object.assign(summary, { cosine_tv: tv.cosine_tv, sign_agreement: tv.sign_agreement, conflict: tv.conflict, rel_norm_a: tv.rel_norm_a, rel_norm_b: tv.rel_norm_b });
@@ -308,6 +321,7 @@ function assembleReport(a: CheckpointLayout, b: CheckpointLayout, base: Checkpoi
     report.base = base.path;
     report.base_mismatch = plan.baseMismatch;
   }
+  if (plan.skipped.length > 0) report.skipped = plan.skipped;
   return report;
 }
 

@@ -9,7 +9,11 @@
 //   ratio is unbounded.
 // - cosine and cosine_tv: 1 when both vectors are zero (they are equal), 0 when only one is.
 // - sign_agreement: null when no position has both task vectors non-zero.
-// - An empty tensor (or one with no finite pair) is unchanged: distances 0, cosine 1, shares 0.
+// - An empty tensor is unchanged: distances 0, cosine 1, shares 0.
+// - A tensor with elements but no finite pair (all NaN or infinity in a or b) is not comparable:
+//   `not_comparable` says why, its figures are those of an empty tensor and must not be read as
+//   "unchanged"; views show it as missing and the summary counts it in `not_comparable`.
+// - A tensor whose dtype cannot be decoded (C64) is not compared: listed in `skipped`.
 // - Quick mode: metrics on the fixed sample of src/core/sampling.ts; norms (l2_diff, norm_a,
 //   norm_b) are scaled up to estimate the whole tensor; max_abs_diff is the sample's (a lower bound).
 
@@ -50,6 +54,14 @@ export interface TensorDiff {
   rel_norm_b?: number | null;
   /** True when computed on the fixed sample rather than every element. */
   sampled?: boolean;
+  /** Set when no position had finite values in both inputs: the figures mean nothing. */
+  not_comparable?: string;
+}
+
+/** A tensor present in both checkpoints that was not compared, and why. */
+export interface SkippedTensor {
+  name: string;
+  reason: string;
 }
 
 export interface ShapeMismatch {
@@ -73,6 +85,8 @@ export interface DiffSummary {
   l2_diff?: number;
   max_abs_diff?: number;
   nonfinite?: number;
+  /** Compared tensors with no finite pair (counted in `tensors`, left out of the figures). */
+  not_comparable?: number;
   cosine_tv?: number;
   sign_agreement?: number | null;
   conflict?: number;
@@ -91,6 +105,8 @@ export interface DiffReport {
   shape_mismatch: ShapeMismatch[];
   /** With a base: compared tensors the base lacks or holds in a shape not covering the block (no task-vector metrics). */
   base_mismatch?: string[];
+  /** Tensors in both checkpoints that were not compared (a dtype that cannot be decoded, e.g. C64). */
+  skipped?: SkippedTensor[];
   summary: DiffSummary;
 }
 

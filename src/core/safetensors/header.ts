@@ -129,7 +129,7 @@ export function parseHeader(json: Uint8Array, fileSize: number, path = ''): Safe
     if (difference(t.end, t.begin) !== bytes) {
       throw SafetensorsError.header('invalid-tensor-info', 'invalid shape, data type, or offset for tensor', t.name, file);
     }
-    tensors.push({
+    const info: TensorInfo = {
       name: t.name,
       dtype: t.dtype,
       // Dimensions past 2^53 only occur in zero-size tensors (the data must fit the file).
@@ -138,7 +138,9 @@ export function parseHeader(json: Uint8Array, fileSize: number, path = ''): Safe
       dataOffsets: [Number(t.begin), Number(t.end)],
       begin: dataStart + Number(t.begin),
       end: dataStart + Number(t.end),
-    });
+    };
+    if (!t.shape.every(isNumber)) info.shapeText = t.shape.map(String);
+    tensors.push(info);
   }
   const covered = typeof cursor === 'number' ? cursor === fileSize - dataStart : cursor + BigInt(dataStart) === BigInt(fileSize);
   if (!covered) {

@@ -12,6 +12,11 @@ export interface TensorInfo {
   name: string;
   dtype: DType;
   shape: number[];
+  /**
+   * The dimensions as exact decimal text, only when one is past 2^53 (possible in a valid file
+   * for zero-size tensors), where `shape` holds rounded numbers.
+   */
+  shapeText?: string[];
   /** Product of shape (1 for a scalar, 0 for an empty tensor). */
   numel: number;
   /** data_offsets as written in the header, relative to the data section. */
