@@ -3,7 +3,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { describeFsError } from '../core/files';
-import { isSafetensorsError, openCheckpoint, type CheckpointLayout } from '../core/safetensors';
+import { isSafetensorsError, openCheckpoint, SafetensorsError, type CheckpointLayout } from '../core/safetensors';
 import { UsageError, type CliContext } from './context';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -58,6 +58,8 @@ export async function openCheckpointArgument(target: string, arg: string): Promi
     if (isSafetensorsError(error) && error.rule === 'io' && reason.startsWith('Cannot ') && quoted > 0) reason = reason.slice(quoted + target.length + 4);
     const otherFile = !/\.(safetensors|json)$/i.test(target) && (await fsp.stat(target).then((s) => s.isFile(), () => false));
     const hint = otherFile ? `${/[.!?]$/.test(reason) ? '' : '.'} It does not look like a safetensors file: Graft reads .safetensors files, *.safetensors.index.json sets and folders holding them.` : '';
-    throw new Error(`cannot open "${arg}": ${reason}${hint}`);
+    const message = `cannot open "${arg}": ${reason}${hint}`;
+    // Keep the rule (io, no-weights, ...) for `--json` and callers.
+    throw isSafetensorsError(error) ? new SafetensorsError(message, error.details) : new Error(message);
   }
 }

@@ -5,6 +5,7 @@ import { registerCompare } from './compare/register';
 import { Engine } from './engine';
 import { registerInspector } from './inspector/register';
 import { registerLineage } from './lineage/register';
+import { createSafeLog } from './log';
 import type { ModelIndex } from './lineage/modelIndex';
 
 /** What activate() returns: read-only access to the index, for the integration tests and other extensions. */
@@ -13,7 +14,7 @@ export interface GraftApi {
 }
 
 export function activate(context: vscode.ExtensionContext): GraftApi {
-  const log = vscode.window.createOutputChannel('Graft', { log: true });
+  const log = createSafeLog('Graft');
   const engine = new Engine(context.extensionUri, log);
   context.subscriptions.push(log, engine, vscode.commands.registerCommand('graft.showLog', () => log.show()));
 

@@ -1,5 +1,6 @@
 // The registry of kernels the worker threads can run. Each core domain exports its own map;
 // the pool's type (GraftTasks) is derived from this object so callers are type-checked.
+import { catalogTasks } from '../core/catalog/tasks';
 import { combineTaskMaps } from '../core/engine/pool';
 import { diffDetailTasks } from '../core/diff/detailTasks';
 import { diffTasks } from '../core/diff/tasks';
@@ -7,7 +8,7 @@ import { lineageTasks } from '../core/lineage/tasks';
 import { mergeTasks } from '../core/merge/tasks';
 import { statsTasks } from '../core/stats/tasks';
 
-export const workerTasks = combineTaskMaps(statsTasks, diffTasks, diffDetailTasks, lineageTasks, mergeTasks);
+export const workerTasks = combineTaskMaps(statsTasks, diffTasks, diffDetailTasks, lineageTasks, mergeTasks, catalogTasks);
 
 export type GraftTasks = typeof workerTasks;
 

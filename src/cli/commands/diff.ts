@@ -124,11 +124,12 @@ function reportLines(report: DiffReport, top: number, cwd: string): string[] {
   for (const skipped of report.skipped ?? []) lines.push(`note: ${escapeControl(skipped.name)} not compared: ${skipped.reason}`);
   appendAll(lines, differencesInNames(report));
 
-  if (top > 0 && report.tensors.length > 0) {
-    lines.push('', `Most changed tensors (by relative l2), top ${Math.min(top, report.tensors.length)} of ${report.tensors.length}:`);
+  const ranked = top > 0 ? mostChanged(report.tensors, top) : [];
+  if (ranked.length > 0) {
+    lines.push('', `Most changed tensors (by relative l2), top ${ranked.length} of ${report.tensors.length}:`);
     const withBase = report.tensors.some((t) => t.cosine_tv !== undefined);
     const header = ['tensor', 'numel', 'rel_l2', 'cosine', 'max|b-a|', 'changed', ...(withBase ? ['cos_tv', 'sign_agr'] : [])];
-    const rows = mostChanged(report.tensors, top).map((t) => [
+    const rows = ranked.map((t) => [
       escapeControl(t.name), t.numel.toLocaleString('en-US'), fmt(t.rel_l2), fmt(t.cosine, 6), fmt(t.max_abs_diff), pct(t.frac_changed),
       ...(withBase ? [t.cosine_tv === undefined ? '-' : fmt(t.cosine_tv), t.sign_agreement == null ? '-' : pct(t.sign_agreement)] : []),
     ]);

@@ -224,10 +224,20 @@ export async function scanCatalog(roots: string[], options: ScanOptions = {}): P
     if (sources.length > 0) {
       let unit = cache.lookupFolder(task.dir, sources);
       if (!unit) {
-        unit = { sources, ...(await io.run(() => readFolder(task.dir, [...files]))) };
-        cache.storeFolder(task.dir, unit);
+        let read: Pick<CachedFolder, 'entries' | 'problems'> | undefined;
+        try {
+          read = await io.run(() => readFolder(task.dir, [...files]));
+        } catch (error) {
+          // readCatalogFolder reports problems instead of throwing; this is the thread it ran on failing.
+          if (error instanceof CancelledError || signal?.aborted) throw error;
+          problems.push({ path: task.dir, message: `this folder could not be read: ${errorText(error)}` });
+        }
+        if (read) {
+          unit = { sources, ...read };
+          cache.storeFolder(task.dir, unit);
+        }
       }
-      for (const entry of unit.entries) {
+      for (const entry of unit?.entries ?? []) {
         const copy: CatalogEntry = { ...entry, root: task.root };
         if (task.hf) {
           copy.hfCache = task.hf;
@@ -235,7 +245,7 @@ export async function scanCatalog(roots: string[], options: ScanOptions = {}): P
         } else delete copy.hfCache;
         entries.push(copy);
       }
-      appendAll(problems, unit.problems);
+      appendAll(problems, unit?.problems ?? []);
       progress.found = entries.length;
     }
     options.onProgress?.({ ...progress });

@@ -31,6 +31,7 @@
 // An exact cast (distance 0, different dtypes) is a 'copy' from the smaller dtype.
 // Declared edges win: a node with a declared parent gets no inferred parent, and no inferred edge
 // makes a node its own ancestor.
+import { appendAll, minOf } from '../collections';
 import type { FingerprintSegment } from './fingerprint';
 import type { LineageEdge } from './types';
 
@@ -187,7 +188,7 @@ class Ancestry {
       const current = stack.pop()!;
       if (seen.has(current)) continue;
       seen.add(current);
-      stack.push(...(this.parents.get(current) ?? []));
+      appendAll(stack, this.parents.get(current) ?? []);
     }
     return seen;
   }
@@ -215,7 +216,7 @@ class Forest {
     const rb = this.find(b);
     if (ra === rb) return;
     this.parent[rb] = ra;
-    this.members[ra].push(...this.members[rb]);
+    appendAll(this.members[ra], this.members[rb]);
     this.members[rb] = [];
     this.fixedRoot[ra] ??= this.fixedRoot[rb];
   }
@@ -384,7 +385,7 @@ export function inferGroupEdges(members: readonly GroupMember[], metrics: GroupM
         return count;
       };
       const scored = component.map((x) => ({ x, bad: component.length <= 256 ? contradictions(x) : 0 }));
-      const fewest = Math.min(...scored.map((c) => c.bad));
+      const fewest = minOf(scored.map((c) => c.bad));
       const eligible = scored.filter((c) => c.bad === fewest).map((c) => c.x);
       const withChildren = eligible.filter((x) => members[x].declaredChildren);
       root = (withChildren.length > 0 ? withChildren : eligible).reduce((best, x) => (sqNorm[x] < sqNorm[best] ? x : best));

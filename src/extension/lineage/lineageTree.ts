@@ -5,6 +5,7 @@
 import * as vscode from 'vscode';
 import { formatBytes, formatParameters } from '../../core/format';
 import type { LineageEdge, LineageGraph, LineageNode, NodeKind } from '../../core/lineage/types';
+import { escapeControl } from '../../core/text';
 import { KIND_COLOURS } from '../../shared/kindColours';
 import type { ModelIndex } from './modelIndex';
 
@@ -75,7 +76,8 @@ export class LineageTreeProvider implements vscode.TreeDataProvider<LineageEleme
     // Roots open, deeper levels closed: VS Code 1.100 drops the children of all but the first of
     // several sibling items that start expanded, and reveal() opens what it needs anyway.
     const state = element.children.length === 0 ? vscode.TreeItemCollapsibleState.None : element.parent ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.Expanded;
-    const item = new vscode.TreeItem(node.label, state);
+    // Labels and descriptions come from file and folder names, card fields and GGUF strings.
+    const item = new vscode.TreeItem(escapeControl(node.label), state);
     item.id = element.key;
     const inferred = edge?.source === 'weights';
     // A kind this version does not know (an index saved by another version) is drawn as a finetune.
@@ -83,7 +85,7 @@ export class LineageTreeProvider implements vscode.TreeDataProvider<LineageEleme
     const [icon, colour] = element.link ? ['link', 'descriptionForeground'] : [inferred ? INFERRED_ICON : ICONS[kind], KIND_COLOURS[kind].themeColour];
     item.iconPath = new vscode.ThemeIcon(icon, new vscode.ThemeColor(colour));
     const home = element.link ? this.byNode.get(node.id)?.parent?.node.label : undefined;
-    item.description = element.link ? `${node.kind}${home ? ` · listed under ${home}` : ''}` : describe(node, edge);
+    item.description = escapeControl(element.link ? `${node.kind}${home ? ` · listed under ${home}` : ''}` : describe(node, edge));
     item.tooltip = tooltip(node, edge);
     const entryPath = node.locations?.[0];
     item.contextValue = contextValue(element);
@@ -213,8 +215,9 @@ function tooltip(node: LineageNode, edge: LineageEdge | undefined): vscode.Markd
   return md;
 }
 
+/** Markdown-safe and control-free text for hovers. */
 function escape(text: string): string {
-  return text.replace(/[\\`*_{}[\]<>()#+!|]/g, (c) => `\\${c}`);
+  return escapeControl(text).replace(/[\\`*_{}[\]<>()#+!|]/g, (c) => `\\${c}`);
 }
 
 function contextValue(element: LineageElement): string {

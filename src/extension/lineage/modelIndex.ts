@@ -160,7 +160,15 @@ export class ModelIndex implements vscode.Disposable {
     void vscode.commands.executeCommand('setContext', 'graft.scanning', true);
     try {
       const catalog = await vscode.window.withProgress({ location: { viewId: 'graft.lineage' } }, () =>
-        scanCatalog(roots, { hfCache, signal: controller.signal, cache: this.cache, onProgress: (p) => this.scanState.fire(p) }),
+        scanCatalog(roots, {
+          hfCache,
+          signal: controller.signal,
+          cache: this.cache,
+          onProgress: (p) => this.scanState.fire(p),
+          // Headers, cards and configs are parsed on a worker thread: a stranger's file can take
+          // its time there without freezing the window.
+          readFolder: (dir, files) => this.engine.run('catalogFolder', { dir, files }, { signal: controller.signal }),
+        }),
       );
       const infer = vscode.workspace.getConfiguration('graft').get<boolean>('lineage.inferFromWeights', true);
       const graph = await buildLineage(catalog, { root: roots[0] ?? os.homedir(), infer, runner: this.engine, signal: controller.signal, cache: this.cache });
