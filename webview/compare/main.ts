@@ -336,8 +336,16 @@ function renderSummary(): void {
     summaryBar.replaceChildren(fact('Tensors', '0'));
     return;
   }
+  const notComparable = s.not_comparable ?? 0;
+  const notComparableFact = fact('not comparable', formatCount(notComparable), 'Tensors holding only NaN or infinity in a or b: they have no figures and are left out of these');
+  // Every tensor held only NaN or infinity: figures of nothing would read as "identical".
+  if (notComparable === s.tensors) {
+    summaryBar.replaceChildren(fact('Tensors', formatCount(s.tensors)), notComparableFact);
+    return;
+  }
   summaryBar.replaceChildren(
     fact('Tensors', formatCount(s.tensors)),
+    ...(notComparable > 0 ? [notComparableFact] : []),
     fact('Elements', formatCount(s.numel)),
     fact('‖b−a‖/‖a‖', formatValue(s.rel_l2), 'Relative L2 change over every compared element'),
     fact('cosine', formatValue(s.cosine)),
@@ -590,10 +598,17 @@ function renderMismatches(): void {
   if (!report) return;
   const { only_in_a: onlyA, only_in_b: onlyB, shape_mismatch: shapes } = report;
   const notInBase = report.base_mismatch ?? [];
-  const total = onlyA.length + onlyB.length + shapes.length + notInBase.length;
+  const notComparable = report.tensors.filter((t) => t.not_comparable).map((t) => t.name);
+  const skipped = report.skipped ?? [];
+  const total = onlyA.length + onlyB.length + shapes.length + notInBase.length + notComparable.length + skipped.length;
   const list = (title: string, items: string[]) =>
     items.length ? el('div', { className: 'mismatch-group' }, [el('h3', { textContent: `${title} (${items.length})` }), el('ul', { className: 'mono' }, items.map((i) => el('li', { textContent: i })))]) : null;
-  const counts = [`${onlyA.length} only in a`, `${onlyB.length} only in b`, `${shapes.length} with different shapes`, ...(notInBase.length ? [`${notInBase.length} without a matching base tensor`] : [])];
+  const counts = [
+    `${onlyA.length} only in a`, `${onlyB.length} only in b`, `${shapes.length} with different shapes`,
+    ...(notInBase.length ? [`${notInBase.length} without a matching base tensor`] : []),
+    ...(notComparable.length ? [`${notComparable.length} not comparable (only NaN or infinity)`] : []),
+    ...(skipped.length ? [`${skipped.length} skipped`] : []),
+  ];
   mismatches.replaceChildren(
     el('summary', { textContent: total ? `Not compared: ${counts.join(', ')}` : 'Every tensor name and shape matches' }),
     ...(total
@@ -605,6 +620,8 @@ function renderMismatches(): void {
             shapes.map((m) => `${m.name}: [${m.shapeA.join(', ')}] vs [${m.shapeB.join(', ')}]${m.overlap ? ` — first ${formatCount(m.overlapRows ?? 0)} rows compared: rel_l2 ${formatValue(m.overlap.rel_l2)}` : ''}`),
           ),
           list(`Compared, but no task-vector figures (missing or reshaped in ${request?.base?.label ?? 'the base'})`, notInBase),
+          list('Not comparable: every position holds NaN or infinity in a or b', notComparable),
+          list('Skipped', skipped.map((t) => `${t.name}: ${t.reason}`)),
         )
       : [el('p', { className: 'muted', textContent: 'Both checkpoints have the same tensors with the same shapes.' })]),
   );

@@ -1,6 +1,7 @@
 // The Compare view's data model, free of DOM and d3 so unit tests can check it: the metrics and
 // how each is coloured and ranked, the layer x module grid with its cell aggregation, the
 // interference summary that drives the merge guidance, CSV export and number formatting.
+import { maxOf, minOf } from '../../src/core/collections';
 import { summarizeLayers } from '../../src/core/diff/layers';
 import { parseTensorName } from '../../src/core/tensors/names';
 import type { DiffReport, TensorDiff } from '../../src/core/diff/types';
@@ -66,6 +67,8 @@ export function aggregationNote(spec: MetricSpec): string {
  * with no overlap), +Infinity for a relative change from an all-zero tensor (null in the report).
  */
 export function metricOf(t: TensorDiff, key: MetricKey): number {
+  // Only NaN or infinity was read: its figures are placeholders, shown as missing.
+  if (t.not_comparable) return NaN;
   const value = t[key];
   if (value === null) return key === 'rel_l2' ? Infinity : NaN;
   return value ?? NaN;
@@ -182,13 +185,15 @@ export function cellValue(cell: Cell, spec: MetricSpec): number {
 }
 
 /** Combines several tensors' values of a metric as `spec.aggregation` says. */
-export function combine(tensors: readonly TensorDiff[], spec: MetricSpec): number {
+export function combine(all: readonly TensorDiff[], spec: MetricSpec): number {
   const key = spec.key;
+  const tensors = all.some((t) => t.not_comparable) ? all.filter((t) => !t.not_comparable) : all;
+  if (tensors.length === 0) return NaN;
   if (tensors.length === 1) return metricOf(tensors[0], key);
   switch (spec.aggregation) {
     case 'max': {
       const values = tensors.map((t) => metricOf(t, key)).filter((v) => !Number.isNaN(v));
-      return values.length ? Math.max(...values) : NaN;
+      return maxOf(values, NaN);
     }
     case 'share':
     case 'mean': {
@@ -262,12 +267,12 @@ export interface ColourDomain {
 export function colourDomain(values: readonly number[], spec: MetricSpec, logRequested: boolean): ColourDomain {
   const finite = values.filter(Number.isFinite);
   if (finite.length === 0) return { type: 'sequential', domain: [0, 1], log: false };
-  let lo = Math.min(...finite);
-  let hi = Math.max(...finite);
+  let lo = minOf(finite);
+  let hi = maxOf(finite);
   if (spec.kind === 'positive') {
     const positive = finite.filter((v) => v > 0);
     if (logRequested && positive.length > 0) {
-      const minPositive = Math.min(...positive);
+      const minPositive = minOf(positive);
       return { type: 'sequential', domain: [minPositive, hi > minPositive ? hi : minPositive * 10], log: true };
     }
     return { type: 'sequential', domain: [0, hi > 0 ? hi : 1], log: false };
