@@ -11,6 +11,8 @@ export const BAD_FIXTURES = ['overlap', 'short_file', 'header_len_zero', 'trunca
  *   workspace/zoo/...              test/fixtures/zoo/workspace (symlinks kept as symlinks)
  *   workspace/bad/*.safetensors    BAD_FIXTURES
  *   workspace/formats/all_dtypes.safetensors
+ *   workspace/hostile/unclosed-card/  a model whose README.md opens its front matter and never
+ *                                  closes it, then 20,000 line breaks (the card of issue 12)
  *   workspace/.vscode/settings.json  points Graft at the copied Hugging Face cache
  *   hf-cache/hub/...               test/fixtures/zoo/hf-cache, outside the workspace on purpose
  * and writes the layout to root/layout.json (the suites read it through GRAFT_TEST_LAYOUT).
@@ -28,6 +30,11 @@ export function createTestWorkspace(repoRoot, root) {
     copy(path.join(fixtures, 'formats', 'bad', `${name}.safetensors`), path.join(workspace, 'bad', `${name}.safetensors`));
   }
   copy(path.join(fixtures, 'formats', 'all_dtypes.safetensors'), path.join(workspace, 'formats', 'all_dtypes.safetensors'));
+  const hostileCard = path.join(workspace, 'hostile', 'unclosed-card');
+  fs.mkdirSync(hostileCard, { recursive: true });
+  copy(path.join(fixtures, 'formats', 'one_f32.safetensors'), path.join(hostileCard, 'model.safetensors'));
+  fs.writeFileSync(path.join(hostileCard, 'config.json'), '{"model_type": "llama"}\n');
+  fs.writeFileSync(path.join(hostileCard, 'README.md'), '---\nbase_model: acme/never-closed\n' + '\n'.repeat(20_000) + 'The front matter above is never closed.\n');
 
   const hfCacheHub = path.join(hfCache, 'hub');
   fs.mkdirSync(path.join(workspace, '.vscode'), { recursive: true });
@@ -42,6 +49,7 @@ export function createTestWorkspace(repoRoot, root) {
     zoo: path.join(workspace, 'zoo'),
     bad: path.join(workspace, 'bad'),
     formats: path.join(workspace, 'formats'),
+    hostileCard,
     hfCacheHub,
     badFiles: BAD_FIXTURES.filter((name) => !verdicts[name]?.accepted).map((name) => path.join(workspace, 'bad', `${name}.safetensors`)),
     goodFiles: BAD_FIXTURES.filter((name) => verdicts[name]?.accepted).map((name) => path.join(workspace, 'bad', `${name}.safetensors`)),

@@ -10,6 +10,8 @@ export interface TestLayout {
   bad: string;
   /** Holds all_dtypes.safetensors. */
   formats: string;
+  /** A model folder whose README.md never closes its front matter, followed by 20,000 line breaks. */
+  hostileCard: string;
   /** The Hugging Face cache hub folder, outside the workspace; graft.huggingFaceCache.path points here. */
   hfCacheHub: string;
   /** Files in `bad` the reference reader rejects. */
