@@ -44,6 +44,7 @@ const MAX_SEGMENTS_PER_TASK = 512;
 const PARTIAL_REPORT_INTERVAL_MS = 250;
 /** Bump when a metric's definition changes, so cached reports are recomputed. */
 const DIFF_ENGINE_VERSION = 1;
+const EMPTY_PARTIAL: Readonly<DiffPartial> = Object.freeze(emptyPartial());
 
 /** One tensor (or overlap block) to compare. */
 interface Comparison {
@@ -180,7 +181,10 @@ function planComparisons(a: CheckpointLayout, b: CheckpointLayout, base: Checkpo
       }
     }
     const runs = mode === 'quick' ? samplePlan(ta.name, numel).runs : numel > 0 ? [{ start: 0, length: numel }] : [];
-    plan.comparisons.push({ name: ta.name, a: ta, b: tb, base: tc, numel, runs, mismatch, partial: emptyPartial(), pendingSegments: 0 });
+    // Empty tensors share one partial, never merged into: a header of a million zero-size
+    // tensors must not cost a million sets of sums.
+    const partial = runs.length > 0 ? emptyPartial() : EMPTY_PARTIAL;
+    plan.comparisons.push({ name: ta.name, a: ta, b: tb, base: tc, numel, runs, mismatch, partial, pendingSegments: 0 });
   }
   const inA = new Set(a.tensors.map((t) => t.name));
   plan.onlyInB = b.tensors.filter((t) => !inA.has(t.name)).map((t) => t.name);

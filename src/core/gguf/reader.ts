@@ -90,6 +90,16 @@ class Cursor {
     return this.window.subarray(start, start + n);
   }
 
+  /** A u64 length read without waiting when its bytes are already in the window; null when they are not. */
+  lengthInWindow(): number | null {
+    const from = this.pos - this.windowStart;
+    if (from < 0 || from + 8 > this.window.length) return null;
+    const value = this.window.readBigUInt64LE(from);
+    if (value > BigInt(Number.MAX_SAFE_INTEGER)) return null;
+    this.pos += 8;
+    return Number(value);
+  }
+
   skip(n: number, what: string): void {
     if (n > this.remaining) throw new GgufError(`${what} (${n} bytes at offset ${this.pos}) runs past the end of the file at ${this.fileSize}: the file is truncated or corrupt.`);
     this.pos += n;
@@ -200,7 +210,9 @@ async function parseHeader(cursor: Cursor, filePath: string, options: ReadGgufOp
 
   const skipItems = async (itemType: number, length: number, what: string, depth: number): Promise<void> => {
     if (itemType === GgufValueType.STRING) {
-      for (let i = 0; i < length; i++) cursor.skip(await cursor.u64(`the length of ${what}[${i}]`), `${what}[${i}]`);
+      // A vocabulary holds millions of strings: their lengths are read from the window without an
+      // await each, which would cost more than the reading itself.
+      for (let i = 0; i < length; i++) cursor.skip(cursor.lengthInWindow() ?? (await cursor.u64(`the length of ${what}[${i}]`)), `${what}[${i}]`);
     } else if (itemType === GgufValueType.ARRAY) {
       for (let i = 0; i < length; i++) {
         if (depth + 1 >= MAX_ARRAY_NESTING) throw new GgufError(`${what} nests arrays more than ${MAX_ARRAY_NESTING} deep: the header is corrupt.`);
