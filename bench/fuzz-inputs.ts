@@ -109,10 +109,11 @@ async function run(kind: string, tallies: Map<string, Tally>, once: () => Promis
   tally.slowestMs = Math.max(tally.slowestMs, performance.now() - started);
 }
 
-/** A reader's own refusal: an Error with a message (not a TypeError, RangeError or stack overflow). */
+/** A reader's own refusal: an error with a message, not a bug (TypeError, RangeError, stack overflow...). */
 function isClearRefusal(error: unknown, ...kinds: (new (...args: never[]) => Error)[]): boolean {
   if (kinds.some((k) => error instanceof k)) return true;
-  return error instanceof Error && error.constructor === Error && error.message.length > 0 && !/Maximum call stack|Invalid string length|out of memory/i.test(error.message);
+  if (!(error instanceof Error) || error instanceof TypeError || error instanceof RangeError || error instanceof ReferenceError || error instanceof SyntaxError) return false;
+  return error.message.length > 0 && !/Maximum call stack|Invalid string length|out of memory/i.test(error.message);
 }
 
 async function main(): Promise<void> {
