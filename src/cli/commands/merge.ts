@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import packageJson from '../../../package.json';
 import { defaultHfCacheDir, scanCatalog } from '../../core/catalog';
+import { describeFsError, readFileHead } from '../../core/files';
 import { formatBytes } from '../../core/format';
 import {
   DEFAULT_SHARD_BYTES, executeMerge, checkOutput, MERGE_METHODS, parseRecipe, planMerge, RecipeError, type MergePlan, type MergeProgress, type ModelResolver,
@@ -146,10 +147,10 @@ export const mergeCommand: CliCommand = {
     const file = path.resolve(ctx.cwd, positionals[0]);
     let text: string;
     try {
-      text = await fsp.readFile(file, 'utf8');
+      text = await readFileHead(file, Math.max(1, (await fsp.stat(file)).size));
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      throw new UsageError(code === 'ENOENT' ? `"${positionals[0]}" does not exist.` : code === 'EISDIR' ? `"${positionals[0]}" is a folder; give the recipe's .yml file.` : `cannot read "${positionals[0]}": ${(error as Error).message}`);
+      throw new UsageError(code === 'ENOENT' ? `"${positionals[0]}" does not exist.` : code === 'EISDIR' ? `"${positionals[0]}" is a folder; give the recipe's .yml file.` : `cannot read "${positionals[0]}": ${describeFsError(error)}.`);
     }
     const out = values.out !== undefined ? path.resolve(ctx.cwd, values.out) : undefined;
     const hfCache = values['no-hf-cache'] ? null : values['hf-cache'] !== undefined ? path.resolve(ctx.cwd, values['hf-cache']) : defaultHfCacheDir(process.env, os.homedir());

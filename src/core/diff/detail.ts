@@ -1,9 +1,8 @@
 // What changed inside one tensor: the distribution of b - a and how the change spreads along the
 // first dimension (rows of a weight matrix, vocabulary entries of an embedding). Streams both
 // tensors in chunks with positional reads, so memory stays at two chunks whatever the tensor size.
-import { promises as fsp } from 'node:fs';
 import type { TaskContext } from '../engine/task';
-import { readElements } from '../safetensors';
+import { openForRead, readElements } from '../safetensors';
 import type { TensorRef } from '../safetensors/types';
 import type { TensorDiffDetail } from './types';
 
@@ -40,9 +39,9 @@ export async function tensorDiffDetail(input: TensorDiffDetailInput, ctx: TaskCo
   // A tensor that fits in one chunk is read once: its differences are kept for the counting pass.
   let kept: Float64Array | undefined;
 
-  const handleA = await fsp.open(a.file, 'r');
+  const handleA = await openForRead(a.file);
   try {
-    const handleB = await fsp.open(b.file, 'r');
+    const handleB = await openForRead(b.file);
     try {
       const readPair = async (start: number, count: number): Promise<[Values, Values]> =>
         Promise.all([readElements(a, start, count, handleA), readElements(b, start, count, handleB)]);
