@@ -58,6 +58,11 @@ function manyTensors(file: string, count: number): void {
 const f32 = (values: number[]) => new Uint8Array(new Float32Array(values).buffer);
 const canMakeFifo = process.platform !== 'win32' && spawnSync('mkfifo', ['--help']).error === undefined;
 const isRoot = process.getuid?.() === 0;
+/**
+ * A guard against hangs, not a speed check: the old front-matter regex took over a minute on the
+ * card below and the old open() of a FIFO never returned; a fixed reader takes milliseconds.
+ */
+const HANG_GUARD = { timeout: 30_000 };
 
 // ---- 1. many tensors ------------------------------------------------------------------------
 
@@ -104,7 +109,7 @@ test('maxOf, minOf and appendAll take lists far past the argument limit', () => 
 
 // ---- 2. model cards in linear time --------------------------------------------------------
 
-test('an unclosed front matter followed by 20,000 line breaks is no front matter, at once', () => {
+test('an unclosed front matter followed by 20,000 line breaks is no front matter, at once', HANG_GUARD, () => {
   const card = '---\n' + 'a: 1\n' + '\n'.repeat(20_000) + 'text';
   assert.equal(extractFrontMatter(card), null);
   assert.deepEqual(parseModelCard(card), { facts: null, warnings: [] });
@@ -128,7 +133,7 @@ test('the front matter scanner agrees with the delimiter rule of the Hub on ever
 
 // ---- 3. FIFOs and other special files -----------------------------------------------------
 
-test('a FIFO given as a checkpoint, as a shard or found by the scan is refused, never opened blocking', { skip: canMakeFifo ? false : 'mkfifo is not available on this system' }, async () => {
+test('a FIFO given as a checkpoint, as a shard or found by the scan is refused, never opened blocking', { ...HANG_GUARD, skip: canMakeFifo ? false : 'mkfifo is not available on this system' }, async () => {
   const dir = tempDir();
   try {
     const fifo = path.join(dir, 'model.safetensors');
@@ -148,10 +153,15 @@ test('a FIFO given as a checkpoint, as a shard or found by the scan is refused, 
     fs.writeFileSync(path.join(dir, 'config.json'), '{}');
     const catalog = await scanCatalog([dir]);
     assert.ok(catalog.problems.some((p) => p.path === fifo && /named pipe \(FIFO\), not a regular file; skipped/.test(p.message)), JSON.stringify(catalog.problems));
-    // A FIFO named as an index is refused too.
+    // A FIFO named as an index, or as a shard an index lists, is refused too.
     const indexFifo = path.join(dir, 'x.safetensors.index.json');
     assert.equal(spawnSync('mkfifo', [indexFifo]).status, 0);
     await assert.rejects(openCheckpoint(indexFifo), /named pipe/);
+    const sharded = path.join(dir, 'sharded');
+    fs.mkdirSync(sharded);
+    fs.writeFileSync(path.join(sharded, 'model.safetensors.index.json'), '{"weight_map": {"w": "model-00001-of-00001.safetensors"}}');
+    assert.equal(spawnSync('mkfifo', [path.join(sharded, 'model-00001-of-00001.safetensors')]).status, 0);
+    await assert.rejects(openCheckpoint(sharded), /shard "model-00001-of-00001\.safetensors" \(holding "w" among others\) cannot be read \(it is a named pipe \(FIFO\), not a regular file/);
   } finally {
     fs.rmSync(dir, { recursive: true });
   }
