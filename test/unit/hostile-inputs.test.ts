@@ -17,6 +17,7 @@ import { maxOf, minOf, appendAll } from '../../src/core/collections';
 import { describeFsError, openRegularFile } from '../../src/core/files';
 import { GGUF_CATALOG_LIMITS, GgufValueType, readGgufHeader, writeGguf, type GgufMetadataEntry } from '../../src/core/gguf';
 import { parseProvenance } from '../../src/core/catalog/provenance';
+import { buildLineage } from '../../src/core/lineage/build';
 import { openCheckpoint, readElements, readHeader, writeSafetensors } from '../../src/core/safetensors';
 import { escapeControl, hasControl } from '../../src/core/text';
 import { repoRoot, tempDir, workerScript } from './helpers';
@@ -94,6 +95,12 @@ test('130,000 tensors: inspect, validate, diff and the catalog work (no argument
     const catalog = await scanCatalog([dir]);
     assert.deepEqual(catalog.problems, []);
     assert.equal(catalog.entries.find((e) => e.path === model)?.tensorCount, 130_000);
+    // A copy beside it: both appear in the lineage, recognised as one model by their weights.
+    fs.cpSync(model, path.join(dir, 'moe-copy'), { recursive: true });
+    const graph = await buildLineage(await scanCatalog([dir]), { root: dir, infer: true });
+    const node = graph.nodes.find((n) => n.locations?.includes(model));
+    assert.ok(node, `the 130,000-tensor model is missing from the lineage: ${JSON.stringify(graph.nodes.map((n) => n.id))}`);
+    assert.equal(node.locations?.length, 2);
   } finally {
     fs.rmSync(dir, { recursive: true });
   }
