@@ -14,6 +14,8 @@ import { estimateMerge } from '../../core/merge/estimate';
 import { catalogResolver } from '../../core/merge/resolve';
 import { displayPath, parseCommandLine } from '../args';
 import { UsageError, type CliCommand, type CliContext } from '../context';
+import { writeJson } from '../output';
+import { escapeControl } from '../../core/text';
 
 function methodList(): string {
   return MERGE_METHODS.map((m) => {
@@ -163,19 +165,19 @@ export const mergeCommand: CliCommand = {
         if (out) await checkOutput(plan, out, values.force);
         if (values.json) {
           const estimate = estimateMerge(plan, poolSize);
-          ctx.stdout(JSON.stringify({
+          writeJson(ctx.stdout, {
             plan: {
               method: plan.method, stages: plan.stageNames, inputs: plan.inputs.map((i) => ({ reference: i.reference, paths: i.paths, bytes: i.bytes })),
               tensors: plan.totals.tensors, elements: plan.totals.elements, bytes: plan.totals.outputBytes, shards: Math.max(1, Math.ceil(plan.totals.outputBytes / shardBytes)),
               layers: plan.layerCount ?? null, peak_memory_bytes: estimate.peakBytes, estimated_seconds: estimate.seconds, warnings: plan.warnings,
             },
-          }, null, 2) + '\n');
+          });
         } else {
-          ctx.stdout(planText(plan, poolSize, shardBytes, ctx.cwd));
+          ctx.stdout(planText(plan, poolSize, shardBytes, ctx.cwd).split('\n').map(escapeControl).join('\n'));
         }
         return 0;
       }
-      for (const warning of plan.warnings) ctx.stderr(`graft merge: warning: ${warning}\n`);
+      for (const warning of plan.warnings) ctx.stderr(`graft merge: warning: ${escapeControl(warning)}\n`);
       const runner = workers !== undefined ? ctx.runner(workers) : ctx.runner();
       const onProgress = progressReporter(ctx, values.json);
       const result = await executeMerge(plan, { runner, out: out!, force: values.force, shardBytes, signal: ctx.signal, onProgress, graftVersion: packageJson.version });
@@ -188,12 +190,12 @@ export const mergeCommand: CliCommand = {
       }
       const peak = process.resourceUsage().maxRSS * 1024;
       if (values.json) {
-        ctx.stdout(JSON.stringify({
+        writeJson(ctx.stdout, {
           out: result.out, tensors: result.tensors, bytes: result.bytes, seconds: result.seconds, peak_rss_bytes: peak, method: plan.method,
           inputs: plan.inputs.map((i) => ({ reference: i.reference, paths: i.paths })),
-        }, null, 2) + '\n');
+        });
       } else {
-        ctx.stdout(`Merged ${result.tensors} tensors (${formatBytes(result.bytes)}) with ${plan.method} into ${displayPath(result.out, ctx.cwd)} in ${duration(result.seconds)}; peak memory ${formatBytes(peak)}.\n`);
+        ctx.stdout(`Merged ${result.tensors} tensors (${formatBytes(result.bytes)}) with ${plan.method} into ${escapeControl(displayPath(result.out, ctx.cwd))} in ${duration(result.seconds)}; peak memory ${formatBytes(peak)}.\n`);
       }
       return 0;
     } catch (error) {
@@ -202,7 +204,7 @@ export const mergeCommand: CliCommand = {
         const payload = error instanceof RecipeError
           ? { kind: 'recipe', message: e.message, file: error.file, line: error.line, column: error.col, problems: error.problems.map((p) => ({ line: p.pos.line, column: p.pos.col, code: p.code, message: p.message })) }
           : { kind: e.name === 'CancelledError' ? 'cancelled' : 'merge', message: e.message };
-        ctx.stdout(JSON.stringify({ error: payload }, null, 2) + '\n');
+        writeJson(ctx.stdout, { error: payload });
         return e.name === 'CancelledError' ? 130 : 1;
       }
       if (error instanceof RecipeError) {
