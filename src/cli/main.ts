@@ -7,11 +7,12 @@ import { diffCommand } from './commands/diff';
 import { inspectCommand } from './commands/inspect';
 import { lineageCommand } from './commands/lineage';
 import { mergeCommand } from './commands/merge';
+import { patchCommand } from './commands/patch';
 import { validateCommand } from './commands/validate';
 import { createContext, processIO, UsageError, type CliCommand, type CliIO } from './context';
 import { errorMessage, writeJson } from './output';
 
-const COMMANDS: CliCommand[] = [validateCommand, inspectCommand, lineageCommand, diffCommand, mergeCommand];
+const COMMANDS: CliCommand[] = [validateCommand, inspectCommand, lineageCommand, diffCommand, mergeCommand, patchCommand];
 
 /** What `--json` prints when a command does not produce its report: always one JSON object. */
 export interface CliFailure {

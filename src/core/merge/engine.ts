@@ -19,14 +19,15 @@ import type { MergePlan, PlannedTensor } from './plan';
 import { SUM_BLOCK } from './exact';
 import { sliceForRange } from './select';
 import type { MergeTasks } from './tasks';
+import { beginPartialFolder, checkOutputFolder, finishPartialFolder } from './outputFolder';
+
+export { freeBytes, MergeOutputError } from './outputFolder';
 
 export const DEFAULT_SHARD_BYTES = 5 * 1000 ** 3;
 /** Elements per task: a few MiB of every operand. */
 export const DEFAULT_CHUNK_ELEMENTS = 1 << 21;
 /** Elements per sub-chunk inside a task (the read-ahead unit). */
 export const SUB_CHUNK_ELEMENTS = 1 << 18;
-/** Marks a `.partial` folder as Graft's, so a stale one from a crash may be removed. */
-const PARTIAL_MARKER = '.graft-partial';
 
 export interface MergeProgress {
   tensorsDone: number;
@@ -56,13 +57,6 @@ export interface MergeResult {
   bytes: number;
   seconds: number;
   files: string[];
-}
-
-export class MergeOutputError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'MergeOutputError';
-  }
 }
 
 function lcm(a: number, b: number): number {
@@ -104,41 +98,9 @@ class Slots {
   }
 }
 
-async function existsPath(p: string): Promise<boolean> {
-  return fsp.lstat(p).then(() => true, () => false);
-}
-
-/** Free bytes on the file system holding `p` (or its nearest existing parent); undefined when unknown. */
-export async function freeBytes(p: string): Promise<number | undefined> {
-  let dir = path.resolve(p);
-  while (!(await existsPath(dir))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) return undefined;
-    dir = parent;
-  }
-  try {
-    const s = await fsp.statfs(dir);
-    return s.bavail * s.bsize;
-  } catch {
-    return undefined;
-  }
-}
-
 /** Checks that can fail before anything is written: existing output, leftover partial, disk space. */
 export async function checkOutput(plan: MergePlan, out: string, force: boolean): Promise<void> {
-  const target = path.resolve(out);
-  if ((await existsPath(target)) && !force) {
-    throw new MergeOutputError(`"${out}" already exists. Choose another output folder, or pass --force to replace it once the new merge is complete.`);
-  }
-  const partial = `${target}.partial`;
-  if ((await existsPath(partial)) && !(await existsPath(path.join(partial, PARTIAL_MARKER)))) {
-    throw new MergeOutputError(`"${partial}" exists and was not made by Graft; move it away, since Graft writes the merge there before renaming it.`);
-  }
-  const free = await freeBytes(target);
-  const needed = plan.totals.outputBytes + 1024 * 1024;
-  if (free !== undefined && free < needed) {
-    throw new MergeOutputError(`Not enough disk space for the output: it needs ${(needed / 1e9).toFixed(2)} GB, and ${(free / 1e9).toFixed(2)} GB are free at "${path.dirname(target)}".`);
-  }
+  await checkOutputFolder(out, force, plan.totals.outputBytes);
 }
 
 export async function executeMerge(plan: MergePlan, options: ExecuteOptions): Promise<MergeResult> {
@@ -148,9 +110,7 @@ export async function executeMerge(plan: MergePlan, options: ExecuteOptions): Pr
   const { runner, signal } = options;
   const chunkElements = Math.max(1, Math.floor(options.chunkElements ?? DEFAULT_CHUNK_ELEMENTS));
   await checkOutput(plan, out, options.force ?? false);
-  await fsp.rm(partial, { recursive: true, force: true });
-  await fsp.mkdir(partial, { recursive: true });
-  await fsp.writeFile(path.join(partial, PARTIAL_MARKER), '');
+  await beginPartialFolder(out);
 
   const specs: TensorSpec[] = plan.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
   const shardPlan = planShards(specs, options.shardBytes ?? DEFAULT_SHARD_BYTES);
@@ -257,8 +217,7 @@ export async function executeMerge(plan: MergePlan, options: ExecuteOptions): Pr
     for (const writer of writers) await writer.commit();
     if (!single) await fsp.writeFile(path.join(partial, shardPlan.indexFile), shardPlan.indexJson);
     await writeSideFiles(plan, partial, out, options.graftVersion);
-    await fsp.rm(path.join(partial, PARTIAL_MARKER), { force: true });
-    await moveIntoPlace(partial, out, options.force ?? false);
+    await finishPartialFolder(partial, out, options.force ?? false);
   } catch (error) {
     await Promise.all(writers.map((w) => w.abort()));
     await fsp.rm(partial, { recursive: true, force: true });
@@ -272,22 +231,4 @@ export async function executeMerge(plan: MergePlan, options: ExecuteOptions): Pr
     seconds: (Date.now() - started) / 1000,
     files: single ? ['model.safetensors'] : [...shardPlan.shards.map((s) => s.file), shardPlan.indexFile],
   };
-}
-
-/** Renames the finished folder into place; with force, the old output is removed only after. */
-async function moveIntoPlace(partial: string, out: string, force: boolean): Promise<void> {
-  if (!(await existsPath(out))) {
-    await fsp.rename(partial, out);
-    return;
-  }
-  if (!force) throw new MergeOutputError(`"${out}" appeared while merging; it was left as it is and the new merge discarded. Choose another output folder, or pass --force.`);
-  const aside = `${out}.replaced-${process.pid}-${Date.now()}`;
-  await fsp.rename(out, aside);
-  try {
-    await fsp.rename(partial, out);
-  } catch (error) {
-    await fsp.rename(aside, out);
-    throw error;
-  }
-  await fsp.rm(aside, { recursive: true, force: true });
 }

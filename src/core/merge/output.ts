@@ -41,6 +41,14 @@ async function copyIfPresent(from: string | undefined, name: string, to: string)
   }
 }
 
+/**
+ * Copies a model folder's config, generation config and tokenizer files as they are, for outputs
+ * that keep the model's architecture and dtype (patched models, transfers written outside a merge).
+ */
+export async function copyCompanionFiles(fromDir: string, toDir: string): Promise<void> {
+  for (const name of ['config.json', 'generation_config.json', ...TOKENIZER_FILES]) await copyIfPresent(fromDir, name, toDir);
+}
+
 /** The dtype most output bytes have. */
 function mainDtype(plan: MergePlan): string | undefined {
   const bytes = new Map<string, number>();
