@@ -2,6 +2,7 @@
 // folder (written into <out>.partial/, renamed when complete). A patch made against other weights
 // than the model's is refused, naming both, unless forced; then the result says how far the model
 // is from the patch's base (a lower bound from the norms the patch records: ||m - b|| >= | ||m|| - ||b|| |).
+// Removing a patch (a negative scale) from the model it was taken from fits too.
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { writeProvenance } from '../catalog/provenance';
@@ -86,7 +87,8 @@ export async function applyPatches(options: ApplyOptions): Promise<ApplyResult> 
   }
   await checkPatchesFit(model, patches);
   const modelWeights = await weightIdentity(model);
-  const mismatchedInfos = patches.filter((p) => p.info.baseWeights !== modelWeights);
+  // A patch fits its base; removing it (a negative scale) also fits the model it was taken from.
+  const mismatchedInfos = patches.filter((p) => p.info.baseWeights !== modelWeights && !(p.scale < 0 && p.info.sourceWeights === modelWeights));
   if (mismatchedInfos.length > 0 && !options.force) throw new PatchError(baseMismatchMessage(mismatchedInfos[0].info, model.path, modelWeights));
 
   const specs: TensorSpec[] = model.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
