@@ -8,11 +8,12 @@ import { inspectCommand } from './commands/inspect';
 import { lineageCommand } from './commands/lineage';
 import { mergeCommand } from './commands/merge';
 import { patchCommand } from './commands/patch';
+import { transferCommand } from './commands/transfer';
 import { validateCommand } from './commands/validate';
 import { createContext, processIO, UsageError, type CliCommand, type CliIO } from './context';
 import { errorMessage, writeJson } from './output';
 
-const COMMANDS: CliCommand[] = [validateCommand, inspectCommand, lineageCommand, diffCommand, mergeCommand, patchCommand];
+const COMMANDS: CliCommand[] = [validateCommand, inspectCommand, lineageCommand, diffCommand, mergeCommand, patchCommand, transferCommand];
 
 /** What `--json` prints when a command does not produce its report: always one JSON object. */
 export interface CliFailure {

@@ -314,7 +314,7 @@ export function hasFiniteSums(p: DiffPartial): boolean {
 /** The metrics of a (merged) partial; task-vector fields only when `withBase`. */
 export type DiffMetrics = Pick<
   TensorDiff,
-  'l2_diff' | 'rel_l2' | 'cosine' | 'max_abs_diff' | 'frac_changed' | 'mean_diff' | 'std_diff' | 'cosine_tv' | 'sign_agreement' | 'conflict' | 'rel_norm_a' | 'rel_norm_b'
+  'l2_diff' | 'rel_l2' | 'cosine' | 'max_abs_diff' | 'frac_changed' | 'mean_diff' | 'std_diff' | 'cosine_tv' | 'sign_agreement' | 'conflict' | 'rel_norm_a' | 'rel_norm_b' | 'norm_tv_a' | 'norm_tv_b' | 'norm_base'
 > & { norm_a: number; norm_b: number };
 
 export function finalizeMetrics(p: DiffPartial, withBase: boolean): DiffMetrics {
@@ -346,6 +346,9 @@ export function finalizeMetrics(p: DiffPartial, withBase: boolean): DiffMetrics 
     metrics.conflict = n > 0 ? p.signConflict / n : 0;
     metrics.rel_norm_a = ratio(normDa, normC);
     metrics.rel_norm_b = ratio(normDb, normC);
+    metrics.norm_tv_a = normDa;
+    metrics.norm_tv_b = normDb;
+    metrics.norm_base = normC;
   }
   return metrics;
 }

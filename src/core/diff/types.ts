@@ -52,6 +52,10 @@ export interface TensorDiff {
   /** With a base: ||a-base|| / ||base|| and ||b-base|| / ||base||. */
   rel_norm_a?: number | null;
   rel_norm_b?: number | null;
+  /** With a base: ||a-base||, ||b-base|| and ||base||, so views can aggregate task-vector metrics exactly. */
+  norm_tv_a?: number;
+  norm_tv_b?: number;
+  norm_base?: number;
   /** True when computed on the fixed sample rather than every element. */
   sampled?: boolean;
   /** Set when no position had finite values in both inputs: the figures mean nothing. */
