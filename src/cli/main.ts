@@ -6,6 +6,7 @@ import { escapeControl } from '../core/text';
 import { diffCommand } from './commands/diff';
 import { inspectCommand } from './commands/inspect';
 import { lineageCommand } from './commands/lineage';
+import { loraCommand } from './commands/lora';
 import { mergeCommand } from './commands/merge';
 import { patchCommand } from './commands/patch';
 import { transferCommand } from './commands/transfer';
@@ -13,7 +14,7 @@ import { validateCommand } from './commands/validate';
 import { createContext, processIO, UsageError, type CliCommand, type CliIO } from './context';
 import { errorMessage, writeJson } from './output';
 
-const COMMANDS: CliCommand[] = [validateCommand, inspectCommand, lineageCommand, diffCommand, mergeCommand, patchCommand, transferCommand];
+const COMMANDS: CliCommand[] = [validateCommand, inspectCommand, lineageCommand, diffCommand, mergeCommand, patchCommand, transferCommand, loraCommand];
 
 /** What `--json` prints when a command does not produce its report: always one JSON object. */
 export interface CliFailure {

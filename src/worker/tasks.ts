@@ -6,10 +6,11 @@ import { diffDetailTasks } from '../core/diff/detailTasks';
 import { diffTasks } from '../core/diff/tasks';
 import { lineageTasks } from '../core/lineage/tasks';
 import { mergeTasks } from '../core/merge/tasks';
+import { loraTasks } from '../core/lora/tasks';
 import { patchTasks } from '../core/patch/tasks';
 import { statsTasks } from '../core/stats/tasks';
 
-export const workerTasks = combineTaskMaps(statsTasks, diffTasks, diffDetailTasks, lineageTasks, mergeTasks, catalogTasks, patchTasks);
+export const workerTasks = combineTaskMaps(statsTasks, diffTasks, diffDetailTasks, lineageTasks, mergeTasks, catalogTasks, patchTasks, loraTasks);
 
 export type GraftTasks = typeof workerTasks;
 

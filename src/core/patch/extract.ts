@@ -70,7 +70,7 @@ function sameShape(a: number[], b: number[]): boolean {
 }
 
 /** Checks the model and base hold the same tensors; the problems are all named at once. */
-function matchTensors(model: CheckpointLayout, base: CheckpointLayout): { model: TensorRef; base: TensorRef }[] {
+export function matchTensors(model: CheckpointLayout, base: CheckpointLayout): { model: TensorRef; base: TensorRef }[] {
   const inBase = new Map(base.tensors.map((t) => [t.name, t]));
   const problems: string[] = [];
   const pairs: { model: TensorRef; base: TensorRef }[] = [];

@@ -17,13 +17,15 @@ const SUB_CHUNK = 1 << 18;
 export const HISTOGRAM_BINS = 1 << 16;
 
 /** Float values of `refs` over each sub-chunk of [start, start + count), read one sub-chunk ahead. */
-async function forEachSubChunk(refs: TensorRef[], start: number, count: number, ctx: TaskContext, visit: (values: FloatArray[], offset: number, length: number) => void): Promise<void> {
+export async function forEachSubChunk(
+  refs: TensorRef[], start: number, count: number, ctx: TaskContext, visit: (values: FloatArray[], offset: number, length: number) => void, subChunk = SUB_CHUNK,
+): Promise<void> {
   const handles = new FileHandles();
   const slots = [refs.map(() => new ChunkReader()), refs.map(() => new ChunkReader())];
   let done = 0;
   try {
     await streamUnits(
-      elementRanges(start, count, SUB_CHUNK),
+      elementRanges(start, count, subChunk),
       async (range, slot) => Promise.all(refs.map(async (ref, i) => slots[slot][i].readValues(ref, await handles.get(ref.file), range.start, range.count))),
       (values, range) => {
         visit(values, range.start - start, range.count);
