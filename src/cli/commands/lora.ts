@@ -6,6 +6,7 @@ import { extractLora } from '../../core/lora';
 import type { DType } from '../../core/safetensors';
 import { displayPath, existingPath, openCheckpointArgument, parseCommandLine } from '../args';
 import { UsageError, type CliCommand, type CliContext } from '../context';
+import { writeJson } from '../output';
 
 const USAGE = `Usage: graft lora extract <model> --base <base> (--rank r | --energy e [--rank max]) --out <adapter dir>
                           [--dtype F32|BF16|F16] [--power-iterations q] [--seed n] [--force] [--json] [--workers N]
@@ -47,10 +48,10 @@ async function extract(args: string[], ctx: CliContext): Promise<number> {
     powerIterations: whole(values['power-iterations'], '--power-iterations', 2, 0), seed: whole(values.seed, '--seed', 0, 0), force: values.force, signal: ctx.signal, graftVersion: packageJson.version,
   });
   if (values.json) {
-    ctx.stdout(JSON.stringify({
+    writeJson(ctx.stdout, {
       out: result.out, r: result.r, modules: result.modules.map((m) => ({ module: m.module, shape: m.shape, rank: m.rank, retained_energy: m.retained, relative_error: m.relativeError })),
       modules_to_save: result.modulesToSave, not_carried: result.notCarried, unchanged: result.unchanged,
-    }, null, 2) + '\n');
+    });
     return 0;
   }
   const width = Math.max(6, ...result.modules.map((m) => m.module.length));

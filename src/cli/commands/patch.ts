@@ -7,6 +7,7 @@ import { applyPatches, extractPatch, PATCH_DTYPES, patchLayerNorms, readPatch } 
 import type { DType } from '../../core/safetensors';
 import { displayPath, existingPath, openCheckpointArgument, parseCommandLine } from '../args';
 import { UsageError, type CliCommand, type CliContext } from '../context';
+import { writeJson } from '../output';
 
 const USAGE = `Usage: graft patch extract <model> --base <base> --out <patch.safetensors> [--dtype D] [--density p] [--force] [--json]
        graft patch apply <model> <patch...> [--scale s ...] --out <dir> [--force] [--json]
@@ -68,7 +69,7 @@ async function extract(args: string[], ctx: CliContext): Promise<number> {
     signal: ctx.signal, onProgress: progress(ctx, 'extract', values.json), graftVersion: packageJson.version,
   });
   if (values.json) {
-    ctx.stdout(JSON.stringify({ out: result.out, tensors: result.tensors, unchanged: result.unchanged, elements: result.elements, kept: result.kept, inexact: result.inexact, bytes: result.bytes, base_weights: result.baseWeights, source_weights: result.sourceWeights }, null, 2) + '\n');
+    writeJson(ctx.stdout, { out: result.out, tensors: result.tensors, unchanged: result.unchanged, elements: result.elements, kept: result.kept, inexact: result.inexact, bytes: result.bytes, base_weights: result.baseWeights, source_weights: result.sourceWeights });
     return 0;
   }
   const lines = [
@@ -98,10 +99,10 @@ async function apply(args: string[], ctx: CliContext): Promise<number> {
     signal: ctx.signal, onProgress: progress(ctx, 'apply', values.json), graftVersion: packageJson.version,
   });
   if (values.json) {
-    ctx.stdout(JSON.stringify({
+    writeJson(ctx.stdout, {
       out: result.out, tensors: result.tensors, patched_tensors: result.patchedTensors, bytes: result.bytes, seconds: result.seconds, model_weights: result.modelWeights,
       base_mismatch: result.mismatched.map((m) => ({ patch: m.patch, base: m.base, base_weights: m.baseWeights, relative_distance_at_least: m.relativeDistanceAtLeast })),
-    }, null, 2) + '\n');
+    });
     return 0;
   }
   const lines = [`Applied ${patches.length} patch${patches.length === 1 ? '' : 'es'} (${patches.map((p) => `${displayPath(p.info.file, ctx.cwd)} x ${p.scale}`).join(', ')}) to ${result.patchedTensors} of ${result.tensors} tensors into ${displayPath(result.out, ctx.cwd)}.`];
@@ -118,10 +119,10 @@ async function info(args: string[], ctx: CliContext): Promise<number> {
   const patch = await readPatch(await existingPath(positionals[0], ctx));
   const layers = patchLayerNorms(patch);
   if (values.json) {
-    ctx.stdout(JSON.stringify({
+    writeJson(ctx.stdout, {
       file: patch.file, base: patch.base, base_weights: patch.baseWeights, source: patch.source, source_weights: patch.sourceWeights, tensors: patch.tensors,
       density: patch.density, kept: patch.kept, dtype: patch.dtype, bytes: patch.layout.bytes, layers,
-    }, null, 2) + '\n');
+    });
     return 0;
   }
   const lines = [

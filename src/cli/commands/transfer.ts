@@ -7,6 +7,7 @@ import { RecipeError } from '../../core/merge';
 import { connectivityReport, prepareTransfer, runTransfer, type ConnectivityReport } from '../../core/transfer';
 import { displayPath, existingPath, openCheckpointArgument, parseCommandLine } from '../args';
 import { UsageError, type CliCommand, type CliContext } from '../context';
+import { writeJson } from '../output';
 
 const USAGE = `Usage: graft transfer --finetune <X> --from <B> --to <B2> --out <dir> [--scale s] [--check] [--force] [--json] [--workers N]
 
@@ -70,7 +71,7 @@ export const transferCommand: CliCommand = {
     const report = await connectivityReport(runner, layouts, { signal: ctx.signal });
     if (!values.json) ctx.stdout(reportText(report, ctx.cwd));
     if (values.check || report.verdict === 'not-applicable') {
-      if (values.json) ctx.stdout(JSON.stringify({ report }, null, 2) + '\n');
+      if (values.json) writeJson(ctx.stdout, { report });
       if (report.verdict === 'not-applicable' && !values.check) ctx.stderr('graft transfer: not run, since the transfer is not applicable to these models (see the reasons above).\n');
       return report.verdict === 'not-applicable' && !values.check ? 1 : 0;
     }
@@ -79,7 +80,7 @@ export const transferCommand: CliCommand = {
       const run = await prepareTransfer({ ...paths, out, scale }, values.force);
       const result = await runTransfer(run, { runner, out, force: values.force, signal: ctx.signal, graftVersion: packageJson.version });
       if (values.json) {
-        ctx.stdout(JSON.stringify({ report, out: result.out, recipe: run.recipeFile, tensors: result.tensors, bytes: result.bytes, seconds: result.seconds }, null, 2) + '\n');
+        writeJson(ctx.stdout, { report, out: result.out, recipe: run.recipeFile, tensors: result.tensors, bytes: result.bytes, seconds: result.seconds });
       } else {
         ctx.stdout(`\nTransferred into ${displayPath(result.out, ctx.cwd)} (${result.tensors} tensors, ${formatBytes(result.bytes)}); recipe: ${displayPath(run.recipeFile, ctx.cwd)}.\n`);
       }
