@@ -65,6 +65,29 @@ export function samplePlan(name: string, numel: number, maxSamples = DEFAULT_SAM
   return { runs, count: runs.reduce((n, r) => n + r.length, 0) };
 }
 
+/**
+ * Like samplePlan, but for a matrix of `rows` x `cols` (the last dimension is `cols`) the runs sit
+ * in distinct rows (one per row stratum) at one shared column: together they form a small block of
+ * the matrix, whose rank bounds the rank of the whole matrix. Lineage uses it to recognise a
+ * merged low-rank adapter (a difference of rank r has blocks of rank <= r). Same count as samplePlan.
+ */
+export function blockPlan(name: string, rows: number, cols: number, maxSamples = DEFAULT_SAMPLES_PER_TENSOR): SamplePlan {
+  const numel = rows * cols;
+  const runCount = Math.max(1, Math.floor(maxSamples / SAMPLE_RUN_LENGTH));
+  if (numel <= maxSamples || cols < SAMPLE_RUN_LENGTH || rows < runCount) return samplePlan(name, numel, maxSamples);
+  const random = prng(hashName(name) ^ numel ^ 0x5bd1e995);
+  const column = Math.floor(random() * (cols - SAMPLE_RUN_LENGTH + 1));
+  const stratum = rows / runCount;
+  const runs: SampleRun[] = [];
+  for (let i = 0; i < runCount; i++) {
+    const lo = Math.floor(i * stratum);
+    const hi = Math.max(lo + 1, Math.floor((i + 1) * stratum));
+    const row = lo + Math.floor(random() * (hi - lo));
+    runs.push({ start: row * cols + column, length: SAMPLE_RUN_LENGTH });
+  }
+  return { runs, count: runCount * SAMPLE_RUN_LENGTH };
+}
+
 /** Ranges closer than this are fetched with one read: a little extra data instead of another syscall. */
 const COALESCE_GAP_BYTES = 64 * 1024;
 /** Largest single read when merging ranges, to keep memory bounded. */

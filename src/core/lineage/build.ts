@@ -306,6 +306,7 @@ export async function buildLineage(catalog: Catalog, options: BuildLineageOption
           declaredChildren: withChildren.has(draft.node.id),
           ...(run && Number.isFinite(run.step) ? { run } : {}),
           ...(entry.bytes !== undefined ? { bytes: entry.bytes } : {}),
+          ...(draft.node.dtype ? { dtype: draft.node.dtype } : {}),
         };
       });
       const metrics = groupMetrics(members.map((m) => m.values), segments, segments.map((s) => numelByName.get(s.name) ?? s.count));

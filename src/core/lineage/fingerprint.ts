@@ -1,13 +1,14 @@
 // A checkpoint's fingerprint: the values at a fixed, deterministic sample of positions of every
 // tensor (samplePlan), concatenated in tensor-name order. Checkpoints of one architecture are
 // sampled at identical positions, so fingerprints compare element by element. At most 64 KiB of
-// values per checkpoint, read with ranged reads, whatever its size.
+// values per checkpoint, read with ranged reads, whatever its size. In a matrix the runs form a
+// block (blockPlan: distinct rows, one shared column), so a difference's rank can be estimated.
 import type { TaskContext } from '../engine/task';
 import { canDecode, openCheckpoint, openForRead, readHeaderFrom, type TensorRef } from '../safetensors';
-import { readSamples, samplePlan, SAMPLE_RUN_LENGTH, DEFAULT_SAMPLES_PER_TENSOR, type SampleRequest } from '../sampling';
+import { blockPlan, readSamples, samplePlan, SAMPLE_RUN_LENGTH, DEFAULT_SAMPLES_PER_TENSOR, type SampleRequest } from '../sampling';
 
 /** Bump when the sampled positions or the layout change: cached fingerprints are then recomputed. */
-export const FINGERPRINT_VERSION = 1;
+export const FINGERPRINT_VERSION = 2;
 /** Target elements per checkpoint (64 KiB as float32), spread over its tensors. */
 export const FINGERPRINT_TARGET_ELEMENTS = 16384;
 
@@ -62,7 +63,9 @@ export async function computeFingerprint(input: FingerprintInput, ctx: TaskConte
         out.fill(Number.NaN, segment.offset, segment.offset + segment.count);
         continue;
       }
-      const request = { ref, plan: samplePlan(ref.name, ref.numel, input.samplesPerTensor), out, outOffset: segment.offset };
+      const cols = ref.shape.length >= 2 ? ref.shape[ref.shape.length - 1] : 0;
+      const plan = cols > 0 ? blockPlan(ref.name, ref.numel / cols, cols, input.samplesPerTensor) : samplePlan(ref.name, ref.numel, input.samplesPerTensor);
+      const request = { ref, plan, out, outOffset: segment.offset };
       const list = byFile.get(ref.file);
       if (list) list.push(request);
       else byFile.set(ref.file, [request]);

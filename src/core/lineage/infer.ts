@@ -1,56 +1,70 @@
 // Lineage from weights alone, for checkpoints of one architecture that declare nothing.
-//
-// Metric. Fingerprints (fingerprint.ts) are compared position by position. Each tensor's samples
-// are scaled by 1/sqrt(mean square over the group x sample count), so every tensor weighs the
-// same whatever its size or scale (an embedding does not drown the norms). The result is a
-// weighted Euclidean metric: distances d, squared norms |x|^2, and their differences are
-// meaningful together.
-//
-// Evidence used, strongest first:
-// 1. Bit-identical values. Fine-tuning in the same dtype leaves the weights it barely moved
-//    bit-identical to the parent; two unrelated models share almost none. A sibling shares with a
-//    sibling at most what both kept from their parent, so the pairs sharing the most are
-//    parent-child pairs. Pairs sharing a significant share of values are joined first.
-// 2. Distance. Remaining pairs join by increasing distance (Kruskal: a minimum spanning forest per
-//    architecture), skipping pairs too far apart to be related (independently trained models
-//    are about sqrt(2) apart in relative terms; fine-tunes are far closer).
-// 3. Merges (found first). A merge of a and b sits near the segment between them
-//    (d(a,m) + d(m,b) <= 1.3 d(a,b)), not close to either end, and averaging task vectors shrinks
-//    them, so it is nearer the origin than both: |m|^2 < |a|^2, |b|^2. Seen from the nearest other
-//    checkpoint (a stand-in for the common ancestor), m must draw on both a and b. A point of a
-//    training run also sits between its neighbours, but its norm lies between theirs and its offset
-//    is explained by its own branch; the root of two branches of comparable length is never this
-//    close to the segment joining them (1.34 d(a,b) or more when their task vectors are orthogonal).
+// Fingerprints (fingerprint.ts) are compared in one weighted metric (metrics.ts); recipes.ts holds
+// the tests of how a checkpoint was made. In order:
+// 1. Casts and copies. A checkpoint whose every value is another's rounded to its own lower
+//    precision (within one unit in its last place) is a cast of it: relation 'quantized', from the
+//    higher precision. The same values in another dtype (distance 0) are a 'copy' from the smaller
+//    file. Casts and copies then stand aside: they sit on their source and explain nothing else.
+// 2. Merges. A merge lies between its parents and would otherwise be drawn as a chain through
+//    them. Each checkpoint is tested as
+//    - an affine combination of two to four of its nearest relatives, exact to within its own
+//      rounding noise (linear merges; task arithmetic, where the base has coefficient
+//      1 - sum of lambdas): least squares on inner products taken from distances;
+//    - a per-tensor combination of two (SLERP: per-tensor coefficients summing to more than 1);
+//    - base + per value a masked combination of task vectors (TIES, DARE): at many positions one
+//      parent's task vector appears alone with one coefficient, a spike no chance produces, and the
+//      masked model explains nearly every changed value.
+//    Parents get positive coefficients (a merge draws on each); a base may be negative. A parent
+//    can also read as an exact combination of its merge, the base and the other parent; such a
+//    reading entangles its task vectors (separately trained ones are nearly orthogonal), so among
+//    readings of one set of checkpoints the least entangled wins.
+// 3. Tree. The remaining links join by shared bit-identical values first (fine-tuning leaves the
+//    weights it barely moved bit-identical; unrelated models share none), then by increasing
+//    distance (Kruskal over each member's near neighbours), skipping pairs too far apart to be
+//    related (independently trained models are about sqrt(2) apart in relative terms).
+//    A difference confined to a few matrices whose sampled blocks are low-rank is a merged
+//    adapter (relation 'adapter', with the estimated rank).
 // 4. Direction. Training adds an update d roughly uncorrelated with the weights w, so
 //    |w + d|^2 ~ |w|^2 + |d|^2: a child's squared norm exceeds its parent's by about their squared
-//    distance. When the ratio (|child|^2 - |parent|^2) / d^2 falls in [0.4, 10] the edge is
-//    directed (updates that keep one direction along a run give ratios well above 1); otherwise it
-//    is marked undirected and oriented from the smaller norm. Trainer steps (checkpoint-N of one
-//    run) and declared parents take precedence. Weight decay or a rescaled checkpoint can defeat
-//    the heuristic, which is why such edges carry a moderate confidence.
-// An exact cast (distance 0, different dtypes) is a 'copy' from the smaller dtype.
+//    distance (when significant beyond chance). Trainer steps, casts (higher to lower precision),
+//    merges (parents to merge) and declared facts take precedence; each tree is rooted where the
+//    fewest of these signals are contradicted, then at its least trained member. Edges whose
+//    direction no signal settles are marked undirected.
 // Declared edges win: a node with a declared parent gets no inferred parent, and no inferred edge
 // makes a node its own ancestor.
 import { appendAll, minOf } from '../collections';
-import type { FingerprintSegment } from './fingerprint';
+import { precisionOf, type GroupMetrics, type Precision } from './metrics';
+import { affineFit, blockRank, roundingNoise, ROUNDING_ALLOWANCE, scatteredEquality, segmentFit, sparseFit } from './recipes';
 import type { LineageEdge } from './types';
+
+export { groupMetrics, type GroupMetrics } from './metrics';
 
 /** Relative distance beyond which two checkpoints are not considered related at all. */
 export const RELATED_MAX_RELATIVE_DISTANCE = 0.9;
 /** Share of bit-identical parameters that counts as evidence of direct descent (and several times the group's typical share). */
 export const SHARED_VALUES_MIN = 0.02;
 const SHARED_OVER_BASELINE = 3;
-const MERGE_MAX_EXCESS = 1.3;
-const MERGE_MIN_BALANCE = 0.5;
-const MERGE_NEIGHBOURS = 24;
-/** Least weight each parent must have in a merge, seen from the nearest other checkpoint. */
-const MERGE_MIN_SHARE = 0.15;
-/** Least drop of squared norm from the smaller parent to the merge, in units of the merge's squared distance to its nearer parent. */
-const MERGE_MIN_SHRINK = 0.4;
 const GROWTH_RATIO_MIN = 0.4;
 const GROWTH_RATIO_MAX = 10;
 /** Norm growth counts as evidence of direction only beyond this many times its chance variation. */
 const GROWTH_MIN_SIGNIFICANCE = 3;
+/** Candidate parents examined for each possible merge: its nearest related checkpoints. */
+const MERGE_CANDIDATES = 10;
+/** Least coefficient a parent must have in a merge (below it the merge does not draw on it, and a smaller set fits too). */
+const MERGE_MIN_COEFFICIENT = 0.02;
+/** Largest |cosine| between the task vectors of a merge's parents over its base. */
+const MAX_ENTANGLEMENT = 0.95;
+/** A larger set of parents replaces an exact smaller one only if its residual is at most this share of the smaller one's. */
+const SUPERSET_GAIN = 0.8;
+/** A per-tensor fit is only tried where the affine one already explains most of the difference (a cheap screen). */
+const SEGMENT_SCREEN = 0.25;
+/** Share of its changed values a sparse merge's model must explain, and its least margin over chance. */
+const SPARSE_MIN_EXPLAINED = 0.9;
+const SPARSE_MIN_MARGIN = 0.4;
+/** Share of values equal to a candidate base, scattered inside changed tensors, that makes a sparse merge worth testing. */
+const SPARSE_SCREEN = 0.01;
+/** A cast may disagree with rounding at this share of values (non-finite or clamped values). */
+const CAST_MAX_MISMATCH = 0.001;
 
 export interface GroupMember {
   id: string;
@@ -63,116 +77,11 @@ export interface GroupMember {
   run?: { dir: string; step: number };
   /** Bytes of tensor data, to orient exact casts (the smaller dtype is the original). */
   bytes?: number;
+  /** The dtype most of its bytes are stored in (read off the values when absent). */
+  dtype?: string;
 }
 
-export interface GroupMetrics {
-  n: number;
-  /** Pairwise distances, n x n row-major. */
-  dist: Float64Array;
-  /** Squared norms. */
-  sqNorm: Float64Array;
-  /** Estimated share of parameters that are bit-identical (non-trivial values only), n x n. */
-  shared: Float64Array;
-  /** Positions compared (sampled values whose tensor carries weight). */
-  positions: number;
-}
-
-/** A value equal in unrelated models by construction (zero biases, unit norms): not evidence of descent. */
-function trivial(x: number): boolean {
-  return x === 0 || x === 1 || x === -1;
-}
-
-/**
- * Pairwise metrics of a group. `segments` gives each tensor's place in the fingerprints and
- * `numel` its element count (to weigh bit-identical shares by parameters, not by samples).
- */
-export function groupMetrics(values: readonly Float32Array[], segments: readonly FingerprintSegment[], numel: readonly number[]): GroupMetrics {
-  const n = values.length;
-  const weights = segments.map((segment) => {
-    let sum = 0;
-    let count = 0;
-    for (const v of values) {
-      for (let k = segment.offset; k < segment.offset + segment.count; k++) {
-        const x = v[k];
-        if (Number.isFinite(x)) {
-          sum += x * x;
-          count++;
-        }
-      }
-    }
-    const meanSquare = count > 0 ? sum / count : 0;
-    return meanSquare > 0 && segment.count > 0 ? 1 / (meanSquare * segment.count) : 0; // squared weight
-  });
-  const totalNumel = segments.reduce((s, seg, i) => s + (weights[i] > 0 ? numel[i] : 0), 0) || 1;
-
-  // Scaled float32 copies (NaN where a value is unusable or its tensor carries no weight), so the
-  // pair loop below is flat arithmetic over half the bytes of float64.
-  const length = values[0]?.length ?? 0;
-  const scaled = values.map((v) => {
-    const out = new Float32Array(length).fill(Number.NaN);
-    segments.forEach((segment, s) => {
-      const w = Math.sqrt(weights[s]);
-      if (w === 0) return;
-      for (let k = segment.offset; k < segment.offset + segment.count; k++) if (Number.isFinite(v[k])) out[k] = v[k] * w;
-    });
-    return out;
-  });
-  // Per member and tensor: the values that could be evidence of descent (not 0 or +-1).
-  const informativeMask = values.map((v) => {
-    const mask = new Uint8Array(length);
-    for (let k = 0; k < length; k++) mask[k] = trivial(v[k]) ? 0 : 1;
-    return mask;
-  });
-  const informativeCounts = informativeMask.map((mask) => segments.map((segment) => {
-    let count = 0;
-    for (let k = segment.offset; k < segment.offset + segment.count; k++) count += mask[k];
-    return count;
-  }));
-
-  const sqNorm = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    let total = 0;
-    for (const x of scaled[i]) if (x === x) total += x * x;
-    sqNorm[i] = total;
-  }
-
-  const dist = new Float64Array(n * n);
-  const shared = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) {
-    const a = scaled[i];
-    const ra = values[i];
-    const ma = informativeMask[i];
-    for (let j = i + 1; j < n; j++) {
-      const b = scaled[j];
-      const rb = values[j];
-      const mb = informativeMask[j];
-      let d2 = 0;
-      let sharedParams = 0;
-      for (let s = 0; s < segments.length; s++) {
-        if (weights[s] === 0) continue;
-        const end = segments[s].offset + segments[s].count;
-        let equal = 0;
-        for (let k = segments[s].offset; k < end; k++) {
-          const diff = a[k] - b[k];
-          if (diff !== diff) continue; // NaN: a value that could not be decoded
-          d2 += diff * diff;
-          // Scaled float32 values can round two neighbours together: confirm on the raw values.
-          if (diff === 0 && (ma[k] | mb[k]) !== 0 && ra[k] === rb[k]) equal++;
-        }
-        // Share of this tensor's informative values that are bit-identical, weighed by its size.
-        const informative = Math.max(informativeCounts[i][s], informativeCounts[j][s]);
-        if (equal > 0) sharedParams += (equal / informative) * numel[s];
-      }
-      dist[i * n + j] = dist[j * n + i] = Math.sqrt(d2);
-      shared[i * n + j] = shared[j * n + i] = sharedParams / totalNumel;
-    }
-  }
-  let positions = 0;
-  for (const x of scaled[0] ?? []) if (x === x) positions++;
-  return { n, dist, sqNorm, shared, positions };
-}
-
-/** Parents of each node through declared and merge edges, to keep the graph free of cycles. */
+/** Parents recorded (declared and inferred so far), to refuse edges that would make a cycle. */
 class Ancestry {
   private parents = new Map<string, string[]>();
   add(parent: string, child: string): void {
@@ -223,6 +132,28 @@ class Forest {
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000;
+const short = (x: number) => (Math.abs(x) >= 10 ? x.toFixed(0) : Math.abs(x) >= 0.095 ? x.toFixed(2).replace(/0$/, '') : x.toPrecision(2));
+
+interface MergeReading {
+  child: number;
+  parents: { member: number; weight: number }[];
+  base?: number;
+  recipe: string;
+  confidence: number;
+  /** Lower is read first: exact fits before per-tensor ones before sparse ones, fewer parents first. */
+  rank: number;
+  /** Largest |cosine| between the parents' task vectors over the base (0 without a base). */
+  entanglement: number;
+}
+
+function combinations<T>(items: readonly T[], size: number): T[][] {
+  if (size === 0) return [[]];
+  const out: T[][] = [];
+  items.forEach((item, i) => {
+    for (const rest of combinations(items.slice(i + 1), size - 1)) out.push([item, ...rest]);
+  });
+  return out;
+}
 
 /**
  * Inferred edges for one architecture group. `declared` are all declared edges of the graph (used
@@ -230,80 +161,188 @@ const round = (x: number) => Math.round(x * 1000) / 1000;
  */
 export function inferGroupEdges(members: readonly GroupMember[], metrics: GroupMetrics, declared: readonly LineageEdge[]): LineageEdge[] {
   const n = members.length;
-  const { dist, sqNorm, shared, positions } = metrics;
-  const d = (i: number, j: number) => dist[i * n + j];
+  const { sqNorm, positions, values, neighbours } = metrics;
+  const d = metrics.dist;
   const relativeDistance = (i: number, j: number) => d(i, j) / Math.sqrt(Math.max(1e-30, (sqNorm[i] + sqNorm[j]) / 2));
   const related = (i: number, j: number) => relativeDistance(i, j) <= RELATED_MAX_RELATIVE_DISTANCE;
   const id = (i: number) => members[i].id;
+  const name = (i: number) => id(i).split('/').filter(Boolean).pop() ?? id(i);
+  const precision: Precision[] = members.map((m, i) => precisionOf(m.dtype, values[i]));
+  const noise = values.map((v, i) => roundingNoise(v, metrics.weightAt, precision[i]));
 
   const ancestry = new Ancestry();
   for (const e of declared) ancestry.add(e.parent, e.child);
-  // Related members of each node, nearest first.
-  const neighbours = members.map((_, m) => [...Array(n).keys()].filter((x) => x !== m && related(x, m)).sort((x, y) => d(x, m) - d(y, m)));
-
   const edges: LineageEdge[] = [];
-  const mergeChild = new Set<number>();
 
-  // Does m draw on both a and b? Seen from the nearest other checkpoint r (a stand-in for their
-  // common ancestor), m - r regressed on a - r and b - r needs a real share of each. A point of one
-  // branch near the root can lie between a later point of its branch and another branch, but its
-  // offset from the root is explained by its own branch alone. Inner products come from distances.
-  const drawsOnBoth = (m: number, a: number, b: number): boolean => {
-    const r = neighbours[m].find((x) => x !== a && x !== b);
-    if (r === undefined) return true; // three checkpoints: nothing to compare with
-    const dot = (x: number, y: number) => ((x === r ? 0 : d(x, r) ** 2) + (y === r ? 0 : d(y, r) ** 2) - (x === y ? 0 : d(x, y) ** 2)) / 2;
-    const [aa, bb, ab, ma, mb] = [dot(a, a), dot(b, b), dot(a, b), dot(m, a), dot(m, b)];
-    const det = aa * bb - ab * ab;
-    if (!(det > 1e-12 * aa * bb)) return false; // a and b in line with r: a run, not two branches
-    const alpha = (ma * bb - mb * ab) / det;
-    const beta = (mb * aa - ma * ab) / det;
-    return alpha >= MERGE_MIN_SHARE && beta >= MERGE_MIN_SHARE;
+  // 1. Casts and copies.
+  const aliasOf = new Map<number, number>();
+  const isCastOf = (cast: number, source: number): boolean => {
+    const vc = values[cast];
+    const vs = values[source];
+    let compared = 0;
+    let mismatched = 0;
+    let differs = false;
+    for (let k = 0; k < vc.length; k++) {
+      if (metrics.weightAt[k] === 0 || !Number.isFinite(vc[k]) || !Number.isFinite(vs[k])) continue;
+      compared++;
+      if (vc[k] === vs[k]) continue;
+      differs = true;
+      const u = 2 ** (Math.floor(Math.log2(Math.max(Math.abs(vc[k]), Math.abs(vs[k])))) - precision[cast].mantissa);
+      if (Math.abs(vc[k] - vs[k]) > Math.max(u, 2 ** (precision[cast].minExponent - precision[cast].mantissa))) mismatched++;
+    }
+    return differs && compared > 0 && mismatched <= CAST_MAX_MISMATCH * compared;
   };
+  for (let j = 0; j < n; j++) {
+    if (members[j].declaredParent) continue;
+    let source: number | undefined;
+    let relation: 'quantized' | 'copy' = 'quantized';
+    for (const i of neighbours[j]) {
+      if (!related(i, j)) continue;
+      if (d(i, j) === 0) {
+        // The same values in two dtypes: the smaller file is the original, the larger an exact upcast.
+        const bi = members[i].bytes ?? 0;
+        const bj = members[j].bytes ?? 0;
+        if (bi < bj || (bi === bj && i < j)) {
+          source = i;
+          relation = 'copy';
+          break;
+        }
+        continue;
+      }
+      if (precision[i].mantissa <= precision[j].mantissa || !isCastOf(j, i)) continue;
+      if (source === undefined || precision[i].mantissa > precision[source].mantissa) source = i;
+    }
+    if (source === undefined) continue;
+    aliasOf.set(j, source);
+    const sameSize = relation === 'copy' && (members[source].bytes ?? 0) === (members[j].bytes ?? 0);
+    edges.push({ parent: id(source), child: id(j), relation, source: 'weights', confidence: 0.95, ...(sameSize ? { undirected: true } : {}) });
+    ancestry.add(id(source), id(j));
+  }
+  // A copy of a copy: the chain is kept, but only checkpoints that are no one's alias take part below.
+  const active = (i: number) => !aliasOf.has(i);
 
-  // Merges first: a merge's parents are not tree edges.
-  const candidates: { m: number; a: number; b: number; excess: number }[] = [];
+  // 2. Merges.
+  const readings: MergeReading[] = [];
   for (let m = 0; m < n; m++) {
     // A trainer checkpoint is a training state, never a merge (and sits between its run's neighbours by construction).
-    if (members[m].declaredParent || members[m].run) continue;
-    const near = neighbours[m].filter((x) => d(x, m) > 0).slice(0, MERGE_NEIGHBOURS);
-    let best: { m: number; a: number; b: number; excess: number } | undefined;
-    for (let p = 0; p < near.length; p++) {
-      for (let q = p + 1; q < near.length; q++) {
-        const a = near[p];
-        const b = near[q];
-        const dab = d(a, b);
-        const dam = d(a, m);
-        const dmb = d(m, b);
-        // Averaging removes about half of each parent's squared offset: require a clear part of it.
-        if (dab === 0 || Math.min(sqNorm[a], sqNorm[b]) - sqNorm[m] < MERGE_MIN_SHRINK * Math.min(dam, dmb) ** 2) continue;
-        const excess = (dam + dmb) / dab;
-        const balance = Math.min(dam, dmb) / Math.max(dam, dmb);
-        if (excess > MERGE_MAX_EXCESS || balance < MERGE_MIN_BALANCE) continue;
-        if (!drawsOnBoth(m, a, b)) continue;
-        if (!best || excess < best.excess) best = { m, a, b, excess };
-      }
-    }
-    if (best) candidates.push(best);
-  }
-  candidates.sort((x, y) => x.excess - y.excess);
-  for (const c of candidates) {
-    // Parents that descend from the merge (through declared or earlier merge edges) would make a cycle.
-    const above = new Set([...ancestry.ancestorsOf(id(c.a)), ...ancestry.ancestorsOf(id(c.b))]);
-    if (above.has(id(c.m))) continue;
-    const confidence = round(Math.min(0.9, 0.4 + 0.5 * (MERGE_MAX_EXCESS - c.excess) / (MERGE_MAX_EXCESS - 1)));
-    for (const parent of [c.a, c.b]) {
-      edges.push({ parent: id(parent), child: id(c.m), relation: 'merge', source: 'weights', confidence });
-      ancestry.add(id(parent), id(c.m));
-    }
-    mergeChild.add(c.m);
+    if (!active(m) || members[m].declaredParent || members[m].run) continue;
+    const near = neighbours[m].filter((x) => active(x) && d(x, m) > 0 && related(x, m)).slice(0, MERGE_CANDIDATES);
+    const reading = exactReading(m, near) ?? segmentReading(m, near) ?? sparseReading(m, near);
+    if (reading) readings.push({ ...reading, entanglement: entanglement(reading) });
   }
 
-  // Evidence that u is the parent of v: +2 / -2 for casts and trainer steps, +1 / -1 for significant norm growth, 0 for none.
-  const evidence = (u: number, v: number): number => {
-    // The same values in two dtypes: the smaller file is the original, the larger an exact upcast.
-    if (d(u, v) === 0 && members[u].bytes !== undefined && members[v].bytes !== undefined && members[u].bytes !== members[v].bytes) {
-      return members[u].bytes! < members[v].bytes! ? 2 : -2;
+  // Task vectors of separately trained models are nearly orthogonal. Reading a parent as the merge
+  // of the merge and another model (over the true base, or over that other parent) entangles them:
+  // among readings of one set of checkpoints, the least entangled is the true one.
+  function entanglement(reading: Pick<MergeReading, 'parents' | 'base'>): number {
+    const base = reading.base;
+    if (base === undefined) return 0;
+    const dot = (x: number, y: number) => (d(x, base) ** 2 + d(y, base) ** 2 - d(x, y) ** 2) / 2;
+    let worst = 0;
+    for (const [p, q] of combinations(reading.parents.map((x) => x.member), 2)) {
+      worst = Math.max(worst, Math.abs(dot(p, q)) / Math.max(1e-300, d(p, base) * d(q, base)));
     }
+    return worst;
+  }
+
+  function exactReading(m: number, near: number[]): Omit<MergeReading, 'entanglement'> | undefined {
+    let best: { set: number[]; coefficients: number[]; base?: number; excess: number } | undefined;
+    // The smallest set that fits exactly; a larger one only if it fits clearly better (an extra
+    // candidate that plays no part lowers the residual by about one value's rounding, 1/positions of it).
+    for (let size = 2; size <= Math.min(4, near.length); size++) {
+      for (const set of combinations(near, size)) {
+        const fit = affineFit(metrics, m, set);
+        if (!fit || fit.residualSq > ROUNDING_ALLOWANCE * noise[m]) continue;
+        const negative = set.filter((_, i) => fit.coefficients[i] < 0);
+        if (negative.length > 1 || fit.coefficients.some((c) => Math.abs(c) < MERGE_MIN_COEFFICIENT)) continue;
+        const base = negative[0];
+        const parents = set.filter((x) => x !== base);
+        if (parents.length < 2) continue;
+        const excess = fit.residualSq / Math.max(1e-300, noise[m]);
+        // Parents whose task vectors are nearly colinear make a degenerate set: any reading of it is unreliable.
+        if (base !== undefined && entanglement({ parents: parents.map((member) => ({ member, weight: 0 })), base }) > MAX_ENTANGLEMENT) continue;
+        const better = !best || (set.length === best.set.length ? excess < best.excess : excess < SUPERSET_GAIN * best.excess);
+        if (better) best = { set, coefficients: fit.coefficients, ...(base !== undefined ? { base } : {}), excess };
+      }
+    }
+    if (!best) return undefined;
+    const { set, coefficients, base } = best;
+    const parents = set.map((member, i) => ({ member, weight: round(coefficients[i]) })).filter((p) => p.member !== base);
+    const recipe = base === undefined
+      ? `≈ ${parents.map((p) => `${short(p.weight)} ${name(p.member)}`).join(' + ')}`
+      : `task arithmetic over ${name(base)}: ≈ ${name(base)} + ${parents.map((p) => `${short(p.weight)} Δ${name(p.member)}`).join(' + ')}`;
+    return { child: m, parents, ...(base !== undefined ? { base } : {}), recipe, confidence: 0.9, rank: set.length };
+  }
+
+  function segmentReading(m: number, near: number[]): Omit<MergeReading, 'entanglement'> | undefined {
+    let best: { a: number; b: number; alpha: number; beta: number; excess: number; slerp: boolean } | undefined;
+    for (const [a, b] of combinations(near, 2)) {
+      const screen = affineFit(metrics, m, [a, b]);
+      if (!screen || screen.residualSq > SEGMENT_SCREEN * screen.spanSq) continue;
+      const fit = segmentFit(metrics, m, a, b);
+      if (fit.residualSq > ROUNDING_ALLOWANCE * noise[m] || fit.weight.length === 0) continue;
+      if (fit.alpha.some((x) => x < -MERGE_MIN_COEFFICIENT) || fit.beta.some((x) => x < -MERGE_MIN_COEFFICIENT)) continue;
+      const total = fit.weight.reduce((s, w) => s + w, 0);
+      const mean = (xs: number[]) => xs.reduce((s, x, i) => s + x * fit.weight[i], 0) / total;
+      const alpha = mean(fit.alpha);
+      const beta = mean(fit.beta);
+      if (alpha < MERGE_MIN_COEFFICIENT || beta < MERGE_MIN_COEFFICIENT) continue;
+      // Spherical interpolation gives coefficients summing to more than 1 in every tensor.
+      const slerp = fit.alpha.every((x, i) => x + fit.beta[i] > 1);
+      const excess = fit.residualSq / Math.max(1e-300, noise[m]);
+      if (!best || excess < best.excess) best = { a, b, alpha, beta, excess, slerp };
+    }
+    if (!best) return undefined;
+    const t = best.beta / (best.alpha + best.beta);
+    const recipe = best.slerp
+      ? `SLERP-like: t ≈ ${short(t)} from ${name(best.a)} to ${name(best.b)}`
+      : `≈ ${short(best.alpha)} ${name(best.a)} + ${short(best.beta)} ${name(best.b)}, weights varying by tensor`;
+    return { child: m, parents: [{ member: best.a, weight: round(best.alpha) }, { member: best.b, weight: round(best.beta) }], recipe, confidence: 0.85, rank: 10 };
+  }
+
+  function sparseReading(m: number, near: number[]): Omit<MergeReading, 'entanglement'> | undefined {
+    let best: { base: number; fit: NonNullable<ReturnType<typeof sparseFit>> } | undefined;
+    for (const base of near) {
+      if (scatteredEquality(metrics, m, base) < SPARSE_SCREEN) continue;
+      const candidates = [...new Set([...near, ...neighbours[base].filter((x) => active(x) && related(x, base)).slice(0, MERGE_CANDIDATES)])]
+        .filter((x) => x !== m && x !== base);
+      const fit = sparseFit(metrics, m, base, candidates, precision[m]);
+      if (!fit || fit.explained < SPARSE_MIN_EXPLAINED || fit.explained - fit.chance < SPARSE_MIN_MARGIN) continue;
+      if (!best || fit.explained > best.fit.explained) best = { base, fit };
+    }
+    if (!best) return undefined;
+    const { base, fit } = best;
+    const parents = fit.parents.map((p) => ({ member: p.member, weight: round(p.coefficient) }));
+    const recipe = fit.trimmedByMagnitude
+      ? `TIES-like: sparse, sign-elected over ${name(base)} (λ ≈ ${parents.map((p) => short(p.weight)).join(', ')})`
+      : `DARE-like: random drop and rescale over ${name(base)}: ≈ ${name(base)} + ${parents.map((p) => `${short(p.weight)} Δ${name(p.member)}`).join(' + ')}`;
+    return { child: m, parents, base, recipe, confidence: round(Math.min(0.9, 0.5 + 0.4 * (fit.explained - fit.chance))), rank: 20 + parents.length };
+  }
+
+  readings.sort((x, y) => x.rank - y.rank || x.entanglement - y.entanglement || x.child - y.child);
+  const mergeChild = new Set<number>();
+  const readSets = new Set<string>();
+  for (const r of readings) {
+    const all = [...r.parents.map((p) => p.member), ...(r.base !== undefined ? [r.base] : [])];
+    const setKey = [...all, r.child].sort((a, b) => a - b).join(',');
+    if (readSets.has(setKey)) continue;
+    // Parents that descend from the merge (through declared or earlier merge edges) would make a cycle.
+    const above = new Set(all.flatMap((p) => [...ancestry.ancestorsOf(id(p))]));
+    if (above.has(id(r.child))) continue;
+    readSets.add(setKey);
+    mergeChild.add(r.child);
+    for (const p of r.parents) {
+      edges.push({ parent: id(p.member), child: id(r.child), relation: 'merge', source: 'weights', confidence: r.confidence, weight: p.weight, recipe: r.recipe });
+      ancestry.add(id(p.member), id(r.child));
+    }
+    if (r.base !== undefined) {
+      edges.push({ parent: id(r.base), child: id(r.child), relation: 'merge', source: 'weights', confidence: r.confidence, recipe: r.recipe });
+      ancestry.add(id(r.base), id(r.child));
+    }
+  }
+
+  // Evidence that u is the parent of v: +2 / -2 for trainer steps, +1 / -1 for significant norm growth, 0 for none.
+  const evidence = (u: number, v: number): number => {
     const ru = members[u].run;
     const rv = members[v].run;
     if (ru && rv && ru.dir === rv.dir && ru.step !== rv.step) return rv.step > ru.step ? 2 : -2;
@@ -319,18 +358,29 @@ export function inferGroupEdges(members: readonly GroupMember[], metrics: GroupM
     return 0;
   };
 
-  // Tree edges, Kruskal-style over an undirected forest. A node with a declared parent or a merge
+  // 3. Tree edges, Kruskal-style over an undirected forest. A node with a declared parent or a merge
   // must be the root of its tree; no tree may hold two such nodes or one of its roots' ancestors.
   const fixed = (i: number) => members[i].declaredParent || mergeChild.has(i);
   const forest = new Forest(n, fixed);
-  const baseline = median(pairValues(shared, n));
-  const sharedThreshold = Math.max(SHARED_VALUES_MIN, SHARED_OVER_BASELINE * baseline);
   const pairs: { i: number; j: number; sharedFirst: boolean }[] = [];
-  for (let i = 0; i < n; i++) for (const j of neighbours[i]) if (j > i) pairs.push({ i, j, sharedFirst: shared[i * n + j] >= sharedThreshold });
+  const seen = new Set<number>();
+  for (let i = 0; i < n; i++) {
+    if (!active(i)) continue;
+    for (const j of neighbours[i]) {
+      const key = i < j ? i * n + j : j * n + i;
+      if (!active(j) || seen.has(key) || !related(i, j)) continue;
+      seen.add(key);
+      pairs.push({ i: Math.min(i, j), j: Math.max(i, j), sharedFirst: false });
+    }
+  }
+  const sharedOf = (p: { i: number; j: number }) => metrics.shared(p.i, p.j);
+  const baseline = median(pairs.map(sharedOf));
+  const sharedThreshold = Math.max(SHARED_VALUES_MIN, SHARED_OVER_BASELINE * baseline);
+  for (const p of pairs) p.sharedFirst = sharedOf(p) >= sharedThreshold;
   pairs.sort((x, y) => {
     if (x.sharedFirst !== y.sharedFirst) return x.sharedFirst ? -1 : 1;
     if (x.sharedFirst) {
-      const diff = shared[y.i * n + y.j] - shared[x.i * n + x.j];
+      const diff = sharedOf(y) - sharedOf(x);
       if (Math.abs(diff) > 1e-9) return diff;
     }
     return d(x.i, x.j) - d(y.i, y.j);
@@ -405,20 +455,46 @@ export function inferGroupEdges(members: readonly GroupMember[], metrics: GroupM
   for (const { i, j, sharedFirst } of treeEdges) {
     const [parent, child] = parentOf.get(j) === i ? [i, j] : [j, i];
     const directed = evidence(parent, child) > 0 || declaredRoot.has(forest.find(i));
-    const second = neighbours[child].find((x) => x !== parent);
+    const second = neighbours[child].find((x) => x !== parent && active(x));
     const margin = second !== undefined && d(child, second) > 0 ? Math.max(0, Math.min(1, 1 - d(i, j) / d(child, second))) : 0.5;
     const confidence = round(Math.min(0.95, 0.5 + (sharedFirst ? 0.25 : 0) + 0.15 * margin + (directed ? 0.05 : 0)));
-    const edge: LineageEdge = { parent: id(parent), child: id(child), relation: d(i, j) === 0 ? 'copy' : 'finetune', source: 'weights', confidence };
+    const rank = adapterRank(parent, child);
+    const edge: LineageEdge = rank !== undefined
+      ? { parent: id(parent), child: id(child), relation: 'adapter', source: 'weights', confidence, rank }
+      : { parent: id(parent), child: id(child), relation: 'finetune', source: 'weights', confidence };
     if (!directed) edge.undirected = true;
     edges.push(edge);
   }
-  return edges;
-}
 
-function pairValues(matrix: Float64Array, n: number): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) out.push(matrix[i * n + j]);
-  return out;
+  /**
+   * The rank of a merged adapter between u and v: the difference is confined to some matrices
+   * (every other tensor bit-identical), and each changed matrix's sampled block is low-rank.
+   */
+  function adapterRank(u: number, v: number): number | undefined {
+    const a = values[u];
+    const b = values[v];
+    let untouched = 0;
+    let rank = 0;
+    for (let s = 0; s < metrics.segments.length; s++) {
+      const { offset, count } = metrics.segments[s];
+      if (metrics.segmentWeight[s] === 0) continue;
+      let differs = false;
+      for (let k = offset; k < offset + count && !differs; k++) differs = a[k] !== b[k] && Number.isFinite(a[k]) && Number.isFinite(b[k]);
+      if (!differs) {
+        untouched++;
+        continue;
+      }
+      // Blocks are runs of 16 in distinct rows (blockPlan); a tensor sampled whole or in one run bounds nothing.
+      const rows = count / 16;
+      if (!Number.isInteger(rows) || rows < 4 || count >= metrics.numel[s]) return undefined;
+      const r = blockRank(b, a, offset, rows, 16, precision[v].mantissa < precision[u].mantissa ? precision[v] : precision[u]);
+      if (r === undefined) return undefined;
+      rank = Math.max(rank, r);
+    }
+    return untouched > 0 && rank > 0 ? rank : undefined;
+  }
+
+  return edges;
 }
 
 function median(values: number[]): number {

@@ -46,6 +46,12 @@ export interface LineageEdge {
   confidence?: number;
   /** Inferred edges whose direction no declared fact settles. */
   undirected?: boolean;
+  /** Inferred merges: this parent's estimated coefficient (a weight, or the scale of its task vector). */
+  weight?: number;
+  /** Inferred merges: the estimated method and coefficients, e.g. "≈ 0.7 A + 0.3 B", "TIES-like: sparse, sign-elected". */
+  recipe?: string;
+  /** Inferred merged adapters: the estimated rank of the low-rank difference. */
+  rank?: number;
 }
 
 export interface LineageGraph {
