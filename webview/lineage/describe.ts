@@ -24,7 +24,15 @@ export function nodeSummary(node: LineageNode): string {
 /** "finetune, model card" / "merge, inferred from weights, confidence 80%". */
 function factText(fact: LineageEdge): string {
   const confidence = fact.confidence !== undefined ? `, confidence ${Math.round(fact.confidence * 100)}%` : '';
-  return `${fact.relation}${fact.undirected ? ' (direction unknown)' : ''}, ${sourceNames[fact.source] ?? fact.source}${confidence}`;
+  const weight = fact.weight !== undefined ? `, coefficient ≈ ${fact.weight}` : '';
+  const rank = fact.rank !== undefined ? `, rank ≈ ${fact.rank}` : '';
+  return `${fact.relation}${fact.undirected ? ' (direction unknown)' : ''}${weight}${rank}, ${sourceNames[fact.source] ?? fact.source}${confidence}`;
+}
+
+/** The estimated recipe of an inferred merge ("≈ 0.7 A + 0.3 B", "TIES-like: ..."), from any of its links. */
+function recipeOf(edges: readonly DrawnEdge[]): string | undefined {
+  for (const edge of edges) for (const fact of edge.facts) if (fact.recipe) return fact.recipe;
+  return undefined;
 }
 
 export interface TooltipText {
@@ -50,6 +58,8 @@ export function nodeTooltip(node: LineageNode, model: GraphModel): TooltipText {
     for (const edge of parents) {
       lines.push(`  ${edge.undirected ? '—' : '←'} ${model.nodeById.get(edge.parent)?.label ?? edge.parent}: ${edge.facts.map(factText).join('; ')}`);
     }
+    const recipe = recipeOf(parents);
+    if (recipe) lines.push(`Recipe: ${recipe}`);
   }
   const children = model.outgoing.get(node.id)?.length ?? 0;
   if (children) lines.push(`Children: ${children}`);
@@ -65,5 +75,11 @@ export function nodeAriaLabel(node: LineageNode, model: GraphModel): string {
 
 export function edgeTooltip(edge: DrawnEdge, model: GraphModel): TooltipText {
   const name = (id: string): string => model.nodeById.get(id)?.label ?? id;
-  return { title: `${name(edge.parent)} ${edge.undirected ? '—' : '→'} ${name(edge.child)}`, lines: edge.facts.map(factText) };
+  const lines = edge.facts.map(factText);
+  // A merge link: the other parents and the recipe, so one hover tells how the merge was made.
+  const siblings = (model.incoming.get(edge.child) ?? []).filter((e) => e !== edge && e.facts.some((f) => f.relation === 'merge'));
+  if (edge.facts.some((f) => f.relation === 'merge') && siblings.length) lines.push(`Merged with: ${siblings.map((e) => name(e.parent)).join(', ')}`);
+  const recipe = recipeOf([edge]);
+  if (recipe) lines.push(`Recipe: ${recipe}`);
+  return { title: `${name(edge.parent)} ${edge.undirected ? '—' : '→'} ${name(edge.child)}`, lines };
 }

@@ -52,12 +52,14 @@ const GROWTH_MIN_SIGNIFICANCE = 3;
 const MERGE_CANDIDATES = 10;
 /** Least coefficient a parent must have in a merge (below it the merge does not draw on it, and a smaller set fits too). */
 const MERGE_MIN_COEFFICIENT = 0.02;
+/** Sets kept at each size when growing candidate parent sets in large groups. */
+const BEAM = 5;
 /** Largest |cosine| between the task vectors of a merge's parents over its base. */
 const MAX_ENTANGLEMENT = 0.95;
 /** A larger set of parents replaces an exact smaller one only if its residual is at most this share of the smaller one's. */
 const SUPERSET_GAIN = 0.8;
 /** A per-tensor fit is only tried where the affine one already explains most of the difference (a cheap screen). */
-const SEGMENT_SCREEN = 0.25;
+const SEGMENT_SCREEN = 0.05;
 /** Share of its changed values a sparse merge's model must explain, and its least margin over chance. */
 const SPARSE_MIN_EXPLAINED = 0.9;
 const SPARSE_MIN_MARGIN = 0.4;
@@ -249,9 +251,15 @@ export function inferGroupEdges(members: readonly GroupMember[], metrics: GroupM
     let best: { set: number[]; coefficients: number[]; base?: number; excess: number } | undefined;
     // The smallest set that fits exactly; a larger one only if it fits clearly better (an extra
     // candidate that plays no part lowers the residual by about one value's rounding, 1/positions of it).
+    // Small groups try every set; large ones (the index is in use) grow the best few sets by one (a beam).
+    let beam: number[][] = [];
     for (let size = 2; size <= Math.min(4, near.length); size++) {
-      for (const set of combinations(near, size)) {
+      const sets = size === 2 || !metrics.indexed ? combinations(near, size) : beam.flatMap((set) => near.filter((x) => x > set[set.length - 1]).map((x) => [...set, x]));
+      const scored: { set: number[]; residual: number }[] = [];
+      for (const set of sets) {
         const fit = affineFit(metrics, m, set);
+        if (fit) scored.push({ set, residual: fit.residualSq });
+        if (!fit || fit.residualSq > ROUNDING_ALLOWANCE * noise[m]) continue;
         if (!fit || fit.residualSq > ROUNDING_ALLOWANCE * noise[m]) continue;
         const negative = set.filter((_, i) => fit.coefficients[i] < 0);
         if (negative.length > 1 || fit.coefficients.some((c) => Math.abs(c) < MERGE_MIN_COEFFICIENT)) continue;
@@ -264,6 +272,7 @@ export function inferGroupEdges(members: readonly GroupMember[], metrics: GroupM
         const better = !best || (set.length === best.set.length ? excess < best.excess : excess < SUPERSET_GAIN * best.excess);
         if (better) best = { set, coefficients: fit.coefficients, ...(base !== undefined ? { base } : {}), excess };
       }
+      beam = scored.sort((x, y) => x.residual - y.residual).slice(0, BEAM).map((x) => x.set);
     }
     if (!best) return undefined;
     const { set, coefficients, base } = best;
@@ -373,7 +382,8 @@ export function inferGroupEdges(members: readonly GroupMember[], metrics: GroupM
       pairs.push({ i: Math.min(i, j), j: Math.max(i, j), sharedFirst: false });
     }
   }
-  const sharedOf = (p: { i: number; j: number }) => metrics.shared(p.i, p.j);
+  const sharedOfPair = new Map(pairs.map((p) => [p.i * n + p.j, metrics.shared(p.i, p.j)]));
+  const sharedOf = (p: { i: number; j: number }) => sharedOfPair.get(p.i * n + p.j)!;
   const baseline = median(pairs.map(sharedOf));
   const sharedThreshold = Math.max(SHARED_VALUES_MIN, SHARED_OVER_BASELINE * baseline);
   for (const p of pairs) p.sharedFirst = sharedOf(p) >= sharedThreshold;
@@ -473,14 +483,19 @@ export function inferGroupEdges(members: readonly GroupMember[], metrics: GroupM
   function adapterRank(u: number, v: number): number | undefined {
     const a = values[u];
     const b = values[v];
+    const segmentDiffers = (s: number) => {
+      const { offset, count } = metrics.segments[s];
+      for (let k = offset; k < offset + count; k++) if (a[k] !== b[k] && Number.isFinite(a[k]) && Number.isFinite(b[k])) return true;
+      return false;
+    };
+    // A change everywhere is no merged adapter: no need to estimate ranks.
+    if (metrics.segments.every((_, s) => metrics.segmentWeight[s] === 0 || segmentDiffers(s))) return undefined;
     let untouched = 0;
     let rank = 0;
     for (let s = 0; s < metrics.segments.length; s++) {
       const { offset, count } = metrics.segments[s];
       if (metrics.segmentWeight[s] === 0) continue;
-      let differs = false;
-      for (let k = offset; k < offset + count && !differs; k++) differs = a[k] !== b[k] && Number.isFinite(a[k]) && Number.isFinite(b[k]);
-      if (!differs) {
+      if (!segmentDiffers(s)) {
         untouched++;
         continue;
       }

@@ -48,6 +48,8 @@ export class LineageTreeProvider implements vscode.TreeDataProvider<LineageEleme
   private roots: LineageElement[] = [];
   /** The element of each node (not its link rows), for reveal(). */
   private byNode = new Map<string, LineageElement>();
+  /** Every link into each node (a merge has several), for tooltips. */
+  private parentsOf = new Map<string, LineageEdge[]>();
   private readonly subscription: vscode.Disposable;
 
   constructor(private readonly index: ModelIndex) {
@@ -86,7 +88,7 @@ export class LineageTreeProvider implements vscode.TreeDataProvider<LineageEleme
     item.iconPath = new vscode.ThemeIcon(icon, new vscode.ThemeColor(colour));
     const home = element.link ? this.byNode.get(node.id)?.parent?.node.label : undefined;
     item.description = escapeControl(element.link ? `${node.kind}${home ? ` · listed under ${home}` : ''}` : describe(node, edge));
-    item.tooltip = tooltip(node, edge);
+    item.tooltip = tooltip(node, edge, this.parentsOf.get(node.id) ?? []);
     const entryPath = node.locations?.[0];
     item.contextValue = contextValue(element);
     if (entryPath) item.command = { command: 'graft.inspectCheckpoint', title: 'Inspect Checkpoint', arguments: [element] };
@@ -97,6 +99,12 @@ export class LineageTreeProvider implements vscode.TreeDataProvider<LineageEleme
     const graph = this.index.graph;
     this.byNode = new Map();
     this.roots = graph ? buildForest(graph, this.byNode) : [];
+    this.parentsOf = new Map();
+    for (const e of graph?.edges ?? []) {
+      const list = this.parentsOf.get(e.child);
+      if (list) list.push(e);
+      else this.parentsOf.set(e.child, [e]);
+    }
   }
 
   dispose(): void {
@@ -175,19 +183,28 @@ function describe(node: LineageNode, edge: LineageEdge | undefined): string {
   if (node.dtype) parts.push(node.dtype);
   if (node.bytes) parts.push(formatBytes(node.bytes));
   if (node.kind === 'external') parts.push('not on disk');
+  if (edge?.relation === 'adapter' && edge.rank !== undefined) parts.push(`merged adapter, rank ≈ ${edge.rank}`);
+  if (edge?.relation === 'quantized' && edge.source === 'weights') parts.push('cast');
   if (edge?.source === 'weights') parts.push(`inferred ${Math.round((edge.confidence ?? 0) * 100)}%`);
   if (node.locations && node.locations.length > 1) parts.push(`${node.locations.length} copies`);
   return parts.join(' · ');
 }
 
-function tooltip(node: LineageNode, edge: LineageEdge | undefined): vscode.MarkdownString {
+function tooltip(node: LineageNode, edge: LineageEdge | undefined, parents: readonly LineageEdge[]): vscode.MarkdownString {
   const md = new vscode.MarkdownString(undefined, true);
   md.supportThemeIcons = true;
   md.appendMarkdown(`**${escape(node.label)}** — ${node.kind}\n\n`);
-  if (edge) {
-    const how = edge.source === 'weights' ? `inferred from weights (confidence ${((edge.confidence ?? 0) * 100).toFixed(0)}%${edge.undirected ? ', direction unknown' : ''})` : `declared by ${edge.source.replace('_', ' ')}`;
-    md.appendMarkdown(`${RELATION_LABEL[edge.relation] ?? edge.relation} \`${escape(edge.parent)}\`, ${how}\n\n`);
+  // Every parent, not just the one the row sits under: a merge lists all it was made from.
+  const links = parents.length > 0 ? parents : edge ? [edge] : [];
+  for (const link of links) {
+    const how = link.source === 'weights' ? `inferred from weights (confidence ${((link.confidence ?? 0) * 100).toFixed(0)}%${link.undirected ? ', direction unknown' : ''})` : `declared by ${link.source.replace('_', ' ')}`;
+    const weight = link.weight !== undefined ? ` (coefficient ≈ ${link.weight})` : '';
+    const rank = link.rank !== undefined ? ` (rank ≈ ${link.rank})` : '';
+    md.appendMarkdown(`${RELATION_LABEL[link.relation] ?? link.relation} \`${escape(link.parent)}\`${weight}${rank}, ${how}  \n`);
   }
+  const recipe = links.find((l) => l.recipe)?.recipe;
+  if (recipe) md.appendMarkdown(`Recipe: ${escape(recipe)}  \n`);
+  if (links.length) md.appendMarkdown('\n');
   const rows: [string, string | undefined][] = [
     ['Hub id', node.hubId],
     ['Revision', node.revision],

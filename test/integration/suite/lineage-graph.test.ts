@@ -1,10 +1,12 @@
 // The lineage graph panel in a real VS Code: it draws the zoo's true lineage (LINEAGE.json), the
 // merge with all its parents, answers search and "Show in Graph", follows theme switches, and a click
-// on a node reveals it in the sidebar tree.
+// on a node reveals it in the sidebar tree. Last, on a generated folder that declares nothing, it
+// draws what the weights tell: merges with all their parents and their recipe, casts, merged adapters.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { generateZoo, writeZoo } from '../../support/lineage-zoo';
 import { requireProbe, type ProbeClient } from '../probe';
 import { testLayout } from '../workspace';
 
@@ -206,6 +208,45 @@ describe('lineage graph', function () {
       await probe.screenshot('lineage-graph-other-theme');
     } finally {
       await config.update('colorTheme', original, vscode.ConfigurationTarget.Workspace);
+    }
+  });
+  it('draws links inferred from weights: merges with every parent and their recipe on hover, casts, merged adapters', async function () {
+    const probe = requireProbe(this);
+    const root = path.join(testLayout().workspace, 'undeclared');
+    const zoo = generateZoo(102);
+    await writeZoo(root, zoo);
+    try {
+      await vscode.commands.executeCommand('graft.refresh');
+      await vscode.commands.executeCommand('graft.showLineageGraph');
+      const linear = zoo.truth.merges.find((m) => m.method === 'linear')!;
+      const mergeId = await nodeIdEndingWith(probe, `undeclared/${linear.child}`);
+      const parentIds = await Promise.all(linear.parents.map((p) => nodeIdEndingWith(probe, `undeclared/${p}`)));
+      const incoming = await probe.query('lineage', `path.edge.relation-merge.inferred[data-child=${quoted(mergeId)}]`, { attribute: 'data-parent', minCount: parentIds.length });
+      assert.deepEqual([...incoming.attributes].sort(), [...parentIds].sort(), 'every parent of the merge, and no chain through them');
+
+      // Focusing a node shows its tooltip, as hovering does: the parents with their coefficients and the recipe.
+      await probe.evaluate('lineage', `(document.querySelector(${JSON.stringify(`g.node[data-id=${quoted(mergeId)}]`)}).dispatchEvent(new FocusEvent('focusin', { bubbles: true })), true)`);
+      const tooltip = await probe.query('lineage', '.tooltip:not([hidden])');
+      assert.match(tooltip.texts[0] ?? '', /Parents \(2\):/);
+      assert.match(tooltip.texts[0] ?? '', /coefficient ≈ 0\.\d+/);
+      assert.match(tooltip.texts[0] ?? '', /Recipe: ≈ 0\.\d+ \S+ \+ 0\.\d+ \S+/);
+      await probe.screenshot('lineage-graph-inferred-merge');
+
+      const cast = zoo.truth.casts[0];
+      const castId = await nodeIdEndingWith(probe, `undeclared/${cast.cast}`);
+      const castEdge = await probe.query('lineage', `path.edge.relation-quantized[data-child=${quoted(castId)}]`, { attribute: 'data-parent' });
+      assert.deepEqual(castEdge.attributes, [await nodeIdEndingWith(probe, `undeclared/${cast.source}`)]);
+      const adapters = await probe.query('lineage', 'path.edge.relation-adapter.inferred', { minCount: zoo.truth.adapters.length });
+      assert.equal(adapters.count, zoo.truth.adapters.length, 'every merged adapter');
+
+      // The sidebar tree lists the merge under one parent and links it from the other.
+      await vscode.commands.executeCommand('graft.lineage.focus');
+      const label = path.basename(linear.child);
+      const rows = await probe.workbench(`.pane-body .monaco-list-row[aria-label^=${quoted(`${label} `)}]`, { minCount: 1, timeoutMs: 10_000 });
+      assert.ok(rows.count >= 1, `no tree row for ${label}`);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+      await vscode.commands.executeCommand('graft.refresh');
     }
   });
 });
