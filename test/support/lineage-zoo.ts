@@ -7,24 +7,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decodeToFloat, encodeFromFloat32, writeSafetensors } from '../../src/core/safetensors';
+import { prng } from '../../src/core/sampling';
+import { normal } from './tinyModels';
 
 export type Rng = () => number;
 
-/** mulberry32: small, seedable and the same everywhere. */
-export function makeRng(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
-  };
-}
-
-export function normal(rng: Rng): number {
-  return Math.sqrt(-2 * Math.log(rng())) * Math.cos(2 * Math.PI * rng());
-}
+/** A seeded generator in [0, 1) (the sampler's mulberry32). */
+export const makeRng: (seed: number) => Rng = prng;
+export { normal };
 
 /** Student-t with `nu` degrees of freedom: the heavy tails of real weight updates. */
 function studentT(rng: Rng, nu: number): number {
