@@ -39,3 +39,13 @@ export function formatShape(shape: readonly (number | bigint)[]): string {
 export function formatCount(count: number): string {
   return Math.round(count).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',');
 }
+
+const BYTE_UNITS: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, tib: 1024 ** 4 };
+
+/** "5GB", "500 MB", "2GiB" or a number of bytes; undefined when it is not a positive size. */
+export function parseByteSize(value: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(value.trim());
+  const unit = m ? BYTE_UNITS[(m[2] || 'b').toLowerCase()] : undefined;
+  if (!m || unit === undefined || Number(m[1]) <= 0) return undefined;
+  return Math.floor(Number(m[1]) * unit);
+}

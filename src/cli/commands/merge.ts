@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import packageJson from '../../../package.json';
 import { defaultHfCacheDir, scanCatalog } from '../../core/catalog';
 import { describeFsError, readFileHead } from '../../core/files';
-import { formatBytes } from '../../core/format';
+import { formatBytes, parseByteSize } from '../../core/format';
 import {
   DEFAULT_SHARD_BYTES, executeMerge, checkOutput, MERGE_METHODS, parseRecipe, planMerge, RecipeError, type MergePlan, type MergeProgress, type ModelResolver,
 } from '../../core/merge';
@@ -48,13 +48,10 @@ Options:
 Methods:
 ${methodList()}`;
 
-const UNITS: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
-
 function parseSize(value: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(value.trim());
-  const unit = m ? UNITS[(m[2] || 'b').toLowerCase()] : undefined;
-  if (!m || unit === undefined || Number(m[1]) <= 0) throw new UsageError(`--shard-size takes a size such as 5GB, 500MB or a number of bytes, not "${value}".`);
-  return Math.floor(Number(m[1]) * unit);
+  const bytes = parseByteSize(value);
+  if (bytes === undefined) throw new UsageError(`--shard-size takes a size such as 5GB, 500MB or a number of bytes, not "${value}".`);
+  return bytes;
 }
 
 function parseWorkers(value: string | undefined): number | undefined {

@@ -10,7 +10,7 @@ import {
   RecipeError, type At, type ModelEntry, type ParamMap, type Pos, type Recipe, type RecipeProblem, type RecipeStage, type Setting, type SliceEntry,
 } from './types';
 
-const STAGE_KEYS = [
+export const STAGE_KEYS = [
   'merge_method', 'base_model', 'target_model', 'models', 'slices', 'parameters', 'dtype', 'out_dtype', 'tokenizer_source', 'random_seed', 'name', 'chat_template',
 ] as const;
 const UNSUPPORTED_KEYS: Record<string, string> = {
