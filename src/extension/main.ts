@@ -6,11 +6,14 @@ import { Engine } from './engine';
 import { registerInspector } from './inspector/register';
 import { registerLineage } from './lineage/register';
 import { createSafeLog } from './log';
+import { registerSurgery, type SurgeryApi } from './surgery/register';
 import type { ModelIndex } from './lineage/modelIndex';
 
 /** What activate() returns: read-only access to the index, for the integration tests and other extensions. */
 export interface GraftApi {
   readonly index: Pick<ModelIndex, 'catalog' | 'graph' | 'whenIdle' | 'onDidChange' | 'scanning'>;
+  /** Merges run from the editor: progress and completion events. */
+  readonly surgery: SurgeryApi;
 }
 
 export function activate(context: vscode.ExtensionContext): GraftApi {
@@ -21,8 +24,9 @@ export function activate(context: vscode.ExtensionContext): GraftApi {
   const lineage = registerLineage(context, engine, log);
   registerInspector(context, engine, log, lineage.index);
   registerCompare(context, engine, log, lineage.index);
+  const surgery = registerSurgery(context, engine, log, lineage.index);
   log.info(`Graft ${context.extension.packageJSON.version} activated (VS Code ${vscode.version}).`);
-  return { index: lineage.index };
+  return { index: lineage.index, surgery };
 }
 
 export function deactivate(): void {

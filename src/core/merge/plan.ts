@@ -17,6 +17,11 @@ import { DTYPE_NAMES } from './recipe/parse';
 import { RecipeError, type At, type ParamMap, type Pos, type Recipe, type RecipeProblem, type RecipeStage, type Setting } from './recipe/types';
 import { streamId } from './random';
 
+/** What a recipe is told about a model reference that is neither a path nor an indexed model. */
+export function missingModelMessage(reference: string): string {
+  return `Model "${reference}" not found: it is neither a path (relative to the recipe's folder) nor a model Graft has indexed (workspace folders, Hugging Face cache).`;
+}
+
 /** Resolves a hub id (or other non-path reference) to a local model folder or file. */
 export type ModelResolver = (reference: string) => Promise<string | undefined>;
 
@@ -579,7 +584,7 @@ export async function planMerge(recipe: Recipe, options: PlanOptions = {}): Prom
         const [modelRef, adapterRef] = await splitAdapter(ref.value, recipeDir);
         const modelPath = await locate(modelRef);
         if (!modelPath) {
-          problems.add({ code: 'missing-model', message: `Model "${modelRef}" not found: it is neither a path (relative to the recipe's folder) nor a model Graft has indexed (workspace folders, Hugging Face cache).`, pos: ref.pos, subject: modelRef });
+          problems.add({ code: 'missing-model', message: missingModelMessage(modelRef), pos: ref.pos, subject: modelRef });
           return undefined;
         }
         if (outAbs && (modelPath === outAbs || modelPath.startsWith(outAbs + path.sep))) {

@@ -4,7 +4,7 @@
 import * as crypto from 'node:crypto';
 import * as vscode from 'vscode';
 
-export type WebviewName = 'inspector' | 'lineage' | 'compare';
+export type WebviewName = 'inspector' | 'lineage' | 'compare' | 'merge';
 
 /** Only dist/webview and media are reachable from a webview. */
 export function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewOptions {
