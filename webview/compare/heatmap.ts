@@ -11,6 +11,8 @@ export interface HeatmapView {
   /** Shown above the legend, e.g. "Relative change ‖b−a‖/‖a‖". */
   title: string;
   selected?: { row: string; module: string };
+  /** Keys of rows (layers) picked by clicking their labels. */
+  selectedRows?: readonly string[];
   /** Width available for the whole chart; cells shrink or grow to fit within limits. */
   width: number;
 }
@@ -18,6 +20,8 @@ export interface HeatmapView {
 export interface HeatmapHandlers {
   hover(cell: Cell | undefined, event: MouseEvent): void;
   select(cell: Cell, via: 'pointer' | 'keyboard'): void;
+  /** A row label was clicked; `extend` adds to (or removes from) the selection instead of replacing it. */
+  selectRow?(row: string, extend: boolean): void;
 }
 
 interface Item {
@@ -69,6 +73,12 @@ export class Heatmap {
     this.svg.addEventListener('mousemove', (event) => this.handlers.hover(cellOf(event), event));
     this.svg.addEventListener('mouseleave', (event) => this.handlers.hover(undefined, event));
     this.svg.addEventListener('click', (event) => {
+      const label = (event.target as Element | null)?.closest?.('text.row-label');
+      const row = label?.getAttribute('data-row');
+      if (row && this.handlers.selectRow) {
+        this.handlers.selectRow(row, event.ctrlKey || event.metaKey || event.shiftKey);
+        return;
+      }
       const cell = cellOf(event);
       if (cell) this.handlers.select(cell, 'pointer');
     });
@@ -123,12 +133,24 @@ export class Heatmap {
       .selectAll('text')
       .data(grid.rows)
       .join('text')
-      .attr('class', 'axis-label')
+      .attr('class', (r) => `axis-label row-label${view.selectedRows?.includes(r.key) ? ' selected' : ''}`)
+      .attr('data-row', (r) => r.key)
+      .attr('data-layer', (r) => r.layer)
       .attr('text-anchor', 'end')
       .attr('dominant-baseline', 'central')
       .attr('x', x0 - 6)
       .attr('y', (_, i) => y0 + i * cellHeight + cellHeight / 2)
       .text((r) => r.label);
+    const picked = grid.rows.map((r, i) => ({ r, i })).filter(({ r }) => view.selectedRows?.includes(r.key));
+    layer(svg, 'row-selection')
+      .selectAll('rect')
+      .data(picked)
+      .join('rect')
+      .attr('class', 'row-selection')
+      .attr('x', x0 - 2)
+      .attr('y', ({ i }) => y0 + i * cellHeight - 1)
+      .attr('width', grid.modules.length * cellWidth + 2)
+      .attr('height', cellHeight + 1);
     layer(svg, 'grid-frame')
       .selectAll('rect')
       .data([0])

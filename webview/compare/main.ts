@@ -87,7 +87,8 @@ const exportGroup = el(
   ),
 );
 const metricLabel = el('label', { className: 'muted', htmlFor: 'metric', textContent: 'Metric' });
-const toolbar = el('header', { className: 'toolbar' }, [titleText, el('span', { className: 'spacer' }), metricLabel, metricDropdown, logCheckbox, viewToggle, exportGroup]);
+const swapButton = el('vscode-button', { id: 'swap-layers', appearance: 'primary', hidden: true, title: 'Write a passthrough recipe: every layer from a, the selected ones from b' });
+const toolbar = el('header', { className: 'toolbar' }, [titleText, el('span', { className: 'spacer' }), swapButton, metricLabel, metricDropdown, logCheckbox, viewToggle, exportGroup]);
 const progressTrack = el('div', { className: 'progress-track', role: 'progressbar', ariaLabel: 'Comparison progress' }, [el('div', { className: 'progress-line' })]);
 const statusBar = el('div', { className: 'status-bar', ariaLive: 'polite' });
 const summaryBar = el('div', { className: 'summary-bar' });
@@ -120,6 +121,7 @@ for (const element of reportOnly) element.hidden = true;
 const handlers = {
   hover: (cell: Cell | undefined, event: MouseEvent) => showTooltip(cell, event.clientX, event.clientY),
   select: (cell: Cell, via: 'pointer' | 'keyboard') => selectCell(cell, via),
+  selectRow: (row: string, extend: boolean) => selectRow(row, extend),
 };
 const mainHeatmap = new Heatmap(heatmapHost, 'main', handlers);
 const conflictHeatmap = new Heatmap(conflictHost, 'conflict', handlers);
@@ -375,12 +377,13 @@ function renderVisuals(): void {
     interferenceView.hidden = true;
   } else if (view === 'heatmap') {
     const started = performance.now();
-    mainHeatmap.render({ grid, spec, logScale: Boolean(state.logScale) && logAllowed(spec), title: spec.label, selected: state.selected, width: availableWidth(visuals, 720) });
+    mainHeatmap.render({ grid, spec, logScale: Boolean(state.logScale) && logAllowed(spec), title: spec.label, selected: state.selected, selectedRows: state.selectedRows, width: availableWidth(visuals, 720) });
     mainHeatmap.svg.dataset.renderMs = (performance.now() - started).toFixed(1);
   } else {
     renderInterference();
   }
   if (state.selected && !grid.byKey.has(cellKey(state.selected.row, state.selected.module))) saveState({ selected: undefined });
+  renderSwapButton();
   renderRanked();
   renderDetail();
 }
@@ -458,6 +461,39 @@ function cellTitle(cell: Cell): string {
   const row = grid?.rows.find((r) => r.key === cell.row);
   return `layer ${row?.label ?? cell.layer} · ${cell.module}`;
 }
+
+/** Layer rows picked for "Swap These Layers from B": a click picks one, Ctrl/Shift-click adds or removes. */
+function selectRow(row: string, extend: boolean): void {
+  const current = new Set(state.selectedRows ?? []);
+  if (extend) {
+    if (current.has(row)) current.delete(row);
+    else current.add(row);
+  } else if (current.size === 1 && current.has(row)) current.clear();
+  else {
+    current.clear();
+    current.add(row);
+  }
+  saveState({ selectedRows: [...current] });
+  renderVisuals();
+}
+
+/** Layer indices of the selected rows that belong to the numbered stack (swappable). */
+function swappableLayers(): number[] {
+  const rows = new Map((grid?.rows ?? []).map((r) => [r.key, r]));
+  return (state.selectedRows ?? []).map((key) => rows.get(key)).filter((r) => r !== undefined && r.group === 'layers').map((r) => r!.layer).sort((x, y) => x - y);
+}
+
+function renderSwapButton(): void {
+  const layers = swappableLayers();
+  swapButton.hidden = layers.length === 0;
+  swapButton.textContent = layers.length === 1 ? `Swap Layer ${layers[0]} from B` : `Swap These Layers from B (${layers.join(', ')})`;
+  swapButton.dataset.layers = layers.join(',');
+}
+
+swapButton.addEventListener('click', () => {
+  const layers = swappableLayers();
+  if (layers.length) channel.post({ type: 'swapLayers', layers });
+});
 
 function selectCell(cell: Cell, via: 'pointer' | 'keyboard'): void {
   saveState({ selected: { row: cell.row, module: cell.module } });

@@ -303,6 +303,9 @@ class CompareSession {
       case 'detail':
         void this.detail(message.requestId, message.name, message.bins);
         break;
+      case 'swapLayers':
+        void vscode.commands.executeCommand('graft.swapLayersFromB', { a: this.request.a.path, b: this.request.b.path, layers: message.layers });
+        break;
       case 'export':
         void saveExport({ format: message.format, what: 'the comparison', suggestedName: message.suggestedName, data: message.data, folder: this.exportFolder() }, this.deps.log);
         break;

@@ -45,7 +45,9 @@ export type CompareToHost =
   | { type: 'rerun' }
   | { type: 'detail'; requestId: number; name: string; bins: number }
   /** data: text for svg/csv/json, base64 for png. */
-  | { type: 'export'; format: ExportFormat; suggestedName: string; data: string };
+  | { type: 'export'; format: ExportFormat; suggestedName: string; data: string }
+  /** Build a passthrough recipe: a's layers, with these (of the numbered stack) taken from b. */
+  | { type: 'swapLayers'; layers: number[] };
 
 /** What the webview persists (getState/setState) and what the panel serializer revives from. */
 export interface CompareState {
@@ -56,4 +58,6 @@ export interface CompareState {
   /** Selected cell: row key (group + layer, or "global") and module. */
   selected?: { row: string; module: string };
   mismatchesOpen?: boolean;
+  /** Row keys picked by clicking the heatmap's layer labels. */
+  selectedRows?: string[];
 }
