@@ -6,7 +6,9 @@
 // (works offline with Debian's chromium and ripgrep), 'auto' (default) = electron when a display
 // exists, else code-server. Other knobs: GRAFT_TOOLS_DIR (where code-server is installed),
 // GRAFT_CHROMIUM, GRAFT_TEST_TIMEOUT_S (default 900), GRAFT_TEST_KEEP=1 (keep the temp folder),
-// GRAFT_TEST_EXTENSION_PATH (load another extension folder; only for working on this runner).
+// GRAFT_TEST_EXTENSION_PATH (load another extension folder; only for working on this runner),
+// GRAFT_TEST_GREP (run only the tests whose full title matches). A second pass opens a fresh
+// workspace untrusted (Restricted Mode) and runs the suites of test/integration/restricted.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -58,13 +60,15 @@ function readResults() {
 }
 
 /** Environment the extension host needs to see (the suites read it). */
-function suiteEnv(host, layout, probeUrl) {
+function suiteEnv(host, layout, probeUrl, restricted = false) {
   return {
     GRAFT_TEST_HOST: host,
+    ...(restricted ? { GRAFT_TEST_RESTRICTED: '1' } : {}),
     GRAFT_TEST_RESULTS: resultsFile,
     GRAFT_TEST_WORKSPACE: layout.workspace,
     GRAFT_TEST_LAYOUT: layout.layoutFile,
     GRAFT_TEST_EXTENSION_ROOT: extensionPath,
+    ...(process.env.GRAFT_TEST_GREP ? { GRAFT_TEST_GREP: process.env.GRAFT_TEST_GREP } : {}),
     ...(probeUrl ? { GRAFT_TEST_PROBE: probeUrl } : {}),
   };
 }
@@ -98,7 +102,15 @@ async function waitForResults({ aborted }) {
   }
 }
 
-async function runWithCodeServer(layout, tempRoot, cleanups) {
+/** Settings of the Restricted Mode pass: workspace trust on, no prompt, so the folder opens untrusted. */
+const RESTRICTED_SETTINGS = {
+  'security.workspace.trust.enabled': true,
+  'security.workspace.trust.startupPrompt': 'never',
+  'security.workspace.trust.banner': 'never',
+  'security.workspace.trust.emptyWindow': false,
+};
+
+async function runWithCodeServer(layout, tempRoot, cleanups, { restricted = false } = {}) {
   const binary = ensureCodeServer();
   const { page, pid: chromiumPid, close: closeBrowser } = await launchChromium({ viewport: VIEWPORT });
   log(`started Chromium (pid ${chromiumPid})`);
@@ -120,7 +132,7 @@ async function runWithCodeServer(layout, tempRoot, cleanups) {
   page.on('pageerror', (error) => noteBrowserError(`${error.message}\n${error.stack ?? ''}`));
 
   let finalScreenshot;
-  const probe = await startProbeServer({ page, resultsDir, onFinish: (file) => { finalScreenshot = file; } });
+  const probe = await startProbeServer({ page, resultsDir, finalName: restricted ? 'final-restricted' : 'final', onFinish: (file) => { finalScreenshot = file; } });
   cleanups.push(probe.close);
   log(`probe listening on ${probe.url}`);
 
@@ -129,8 +141,10 @@ async function runWithCodeServer(layout, tempRoot, cleanups) {
     binary,
     folder: layout.workspace,
     stateDir: path.join(tempRoot, 'code-server'),
-    env: suiteEnv('code-server', layout, probe.url),
+    env: suiteEnv('code-server', layout, probe.url, restricted),
+    workspaceTrust: restricted,
     userSettings: {
+      ...(restricted ? RESTRICTED_SETTINGS : {}),
       'workbench.startupEditor': 'none',
       'workbench.tips.enabled': false,
       'extensions.autoCheckUpdates': false,
@@ -172,12 +186,12 @@ async function runWithCodeServer(layout, tempRoot, cleanups) {
       },
     });
   } catch (error) {
-    await takeScreenshot(page, resultsDir, 'final').then((file) => log(`screenshot at failure: ${file}`), () => {});
+    await takeScreenshot(page, resultsDir, restricted ? 'final-restricted' : 'final').then((file) => log(`screenshot at failure: ${file}`), () => {});
     error.diagnostics = diagnostics();
     throw error;
   }
   if (!finalScreenshot) {
-    finalScreenshot = await takeScreenshot(page, resultsDir, 'final').catch((error) => log(`final screenshot failed: ${error.message}`));
+    finalScreenshot = await takeScreenshot(page, resultsDir, restricted ? 'final-restricted' : 'final').catch((error) => log(`final screenshot failed: ${error.message}`));
   }
   if (finalScreenshot) log(`final screenshot: ${path.relative(repoRoot, finalScreenshot)}`);
   log(`probe calls served: ${probe.stats.requests}`);
@@ -186,19 +200,24 @@ async function runWithCodeServer(layout, tempRoot, cleanups) {
   return results;
 }
 
-async function runWithElectron(layout, tempRoot) {
+async function runWithElectron(layout, tempRoot, { restricted = false } = {}) {
   const { runTests } = await import('@vscode/test-electron');
+  const userData = path.join(tempRoot, restricted ? 'user-data-restricted' : 'user-data');
+  if (restricted) {
+    fs.mkdirSync(path.join(userData, 'User'), { recursive: true });
+    fs.writeFileSync(path.join(userData, 'User', 'settings.json'), JSON.stringify(RESTRICTED_SETTINGS, null, 2));
+  }
   try {
     await runTests({
       version: process.env.GRAFT_VSCODE_VERSION || 'stable',
       extensionDevelopmentPath: extensionPath,
       extensionTestsPath: testsEntry,
-      extensionTestsEnv: suiteEnv('electron', layout, undefined),
+      extensionTestsEnv: suiteEnv('electron', layout, undefined, restricted),
       launchArgs: [
         layout.workspace,
         '--disable-extensions',
-        '--disable-workspace-trust',
-        `--user-data-dir=${path.join(tempRoot, 'user-data')}`,
+        ...(restricted ? [] : ['--disable-workspace-trust']),
+        `--user-data-dir=${userData}`,
       ],
     });
   } catch (error) {
@@ -256,6 +275,19 @@ async function main() {
     const started = Date.now();
     const results = host === 'electron' ? await runWithElectron(layout, tempRoot) : await runWithCodeServer(layout, tempRoot, cleanups);
     log(`suites took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    // Second pass: a fresh workspace opened untrusted (Restricted Mode), for the suites under
+    // test/integration/restricted. Its results are added to the first pass's.
+    while (cleanups.length) await Promise.resolve().then(cleanups.pop()).catch(() => {});
+    const restrictedRoot = path.join(tempRoot, 'restricted');
+    fs.mkdirSync(restrictedRoot, { recursive: true });
+    const restrictedLayout = createTestWorkspace(repoRoot, restrictedRoot);
+    resultsFile = path.join(restrictedRoot, 'results.json');
+    log(`Restricted Mode pass: ${restrictedLayout.workspace}`);
+    const restricted = host === 'electron' ? await runWithElectron(restrictedLayout, restrictedRoot, { restricted: true }) : await runWithCodeServer(restrictedLayout, restrictedRoot, cleanups, { restricted: true });
+    for (const key of ['passed', 'failed', 'pending']) results[key] += restricted[key];
+    for (const key of ['failures', 'skipped', 'tests']) results[key] = [...(results[key] ?? []), ...(restricted[key] ?? [])];
+    fs.writeFileSync(path.join(tempRoot, 'results.json'), JSON.stringify(results, null, 2));
+    resultsFile = path.join(tempRoot, 'results.json');
     fs.copyFileSync(resultsFile, resultsCopy);
     report(results);
     const ran = results.passed + results.failed + results.pending;

@@ -111,10 +111,11 @@ export function ensureCodeServer() {
  * Starts code-server on 127.0.0.1 (free port unless given) and waits until it answers.
  * Everything it writes (user data, extensions, its config file, its own logs) goes under
  * `stateDir`, never into the user's home. `env` is added to code-server's environment; its
- * extension host inherits it. `userSettings` seeds User/settings.json.
+ * extension host inherits it. `userSettings` seeds User/settings.json. `workspaceTrust` keeps
+ * workspace trust on (the folder then opens in Restricted Mode); by default it is disabled.
  * Returns { port, pid, userDataDir, stop() }.
  */
-export async function startCodeServer({ binary, folder, stateDir, env = {}, userSettings = {}, port, logFile, inheritOutput = false }) {
+export async function startCodeServer({ binary, folder, stateDir, env = {}, userSettings = {}, port, logFile, inheritOutput = false, workspaceTrust = false }) {
   port ??= await freePort();
   const userDataDir = path.join(stateDir, 'user-data');
   const extensionsDir = path.join(stateDir, 'extensions');
@@ -132,7 +133,8 @@ export async function startCodeServer({ binary, folder, stateDir, env = {}, user
     '--extensions-dir', extensionsDir,
     '--disable-telemetry',
     '--disable-update-check',
-    '--disable-workspace-trust',
+    // With workspace trust on, a folder not marked trusted opens in Restricted Mode.
+    ...(workspaceTrust ? [] : ['--disable-workspace-trust']),
     '--disable-getting-started-override',
     folder,
   ];

@@ -137,7 +137,7 @@ export async function takeScreenshot(page, resultsDir, name) {
   return file;
 }
 
-function makeHandlers(page, resultsDir, onFinish) {
+function makeHandlers(page, resultsDir, onFinish, finalName) {
   const pageSide = async (promise, timeoutMs, what) => {
     try {
       return await withTimeout(promise, timeoutMs, what);
@@ -180,7 +180,7 @@ function makeHandlers(page, resultsDir, onFinish) {
     },
     '/screenshot': async (body) => ({ path: await takeScreenshot(page, resultsDir, body.name) }),
     '/finish': async () => {
-      const file = await takeScreenshot(page, resultsDir, 'final');
+      const file = await takeScreenshot(page, resultsDir, finalName);
       onFinish?.(file);
       return { path: file };
     },
@@ -220,8 +220,8 @@ function readBody(request) {
  * `onFinish(file)` is called when the suite reports it is done (after the final screenshot).
  * Returns { url, close(), requests } where requests counts the calls served.
  */
-export function startProbeServer({ page, resultsDir, onFinish }) {
-  const handlers = makeHandlers(page, resultsDir, onFinish);
+export function startProbeServer({ page, resultsDir, onFinish, finalName = 'final' }) {
+  const handlers = makeHandlers(page, resultsDir, onFinish, finalName);
   const stats = { requests: 0 };
   const server = http.createServer(async (request, response) => {
     const reply = (status, payload) => {

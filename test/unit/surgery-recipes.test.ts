@@ -8,6 +8,7 @@ import test from 'node:test';
 import { InlineRunner } from '../../src/core/engine/pool';
 import { executeMerge, MERGE_METHODS, mergeTasks, parseRecipeText, planMerge } from '../../src/core/merge';
 import { recipeJsonSchema } from '../../src/core/merge/recipe/schema';
+import { missingModels, modelReferences } from '../../src/core/merge/recipe/references';
 import { layerSwapSlices, recipeToYaml } from '../../src/core/merge/recipe/write';
 import { openCheckpoint, readElements } from '../../src/core/safetensors';
 import { TINY, writeTinyFamily } from '../support/tinyModels';
@@ -86,6 +87,38 @@ test('a layer swap recipe runs: swapped layers are b\'s, every other tensor is a
       const source = layer !== undefined && ['1', '2'].includes(layer) ? right : left;
       assert.deepEqual(await read(merged, t.name), await read(source, t.name), `${t.name} comes from ${source === right ? 'b' : 'a'}`);
     }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('missing models are found in a recipe that does not parse yet, at their positions; stages and adapters count', async () => {
+  const dir = tempDir();
+  try {
+    const { base, finetunes } = await writeTinyFamily(path.join(dir, 'models'));
+    const rel = (p: string) => path.relative(dir, p);
+    const text = [
+      'merge_method: ties',
+      `base_model: ${rel(base)}`,
+      'models:',
+      `  - model: ${rel(finetunes[0])}`,
+      '    parameters: {weigth: 1}',
+      '  - model: models/nowhere',
+      `  - model: ${rel(base)}+adapters/none`,
+      '---',
+      'name: second',
+      'merge_method: linear',
+      'models: [first, org/hub-only]',
+      '',
+    ].join('\n');
+    const file = path.join(dir, 'r.graft.yml');
+    const { references } = modelReferences(text);
+    assert.deepEqual(references.map((r) => [r.value, r.pos.line, r.pos.col]), [
+      [rel(base), 2, 13], [rel(finetunes[0]), 4, 12], ['models/nowhere', 6, 12], [`${rel(base)}+adapters/none`, 7, 12], ['first', 11, 10], ['org/hub-only', 11, 17],
+    ]);
+    const problems = await missingModels(text, file, async (ref) => (ref === 'org/hub-only' ? base : undefined));
+    assert.deepEqual(problems.map((p) => [p.subject, p.pos.line]), [['models/nowhere', 6], ['adapters/none', 7], ['first', 11]]);
+    assert.match(problems[0].message, /Model "models\/nowhere" not found/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
