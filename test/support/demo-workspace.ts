@@ -287,6 +287,27 @@ export async function writeDemoWorkspace(dir: string): Promise<DemoWorkspace> {
   saveMarker();
   await writeSafetensors(path.join(root, 'adapters/tiny-chat-lora/adapter_model.safetensors'), loraTensors(), metadata);
 
+  // A recipe to try a merge at once: its CodeLens offers Plan and Run Merge.
+  writeText('recipes/chat-code-ties.graft.yml', [
+    '# TIES merge of the two demo fine-tunes over their base. Open this file in VS Code with Graft:',
+    '# "Plan" and "Run Merge" appear above it; the output goes to recipes/chat-code-ties/.',
+    '# From a terminal: graft merge recipes/chat-code-ties.graft.yml --out recipes/chat-code-ties',
+    'merge_method: ties',
+    'base_model: ../models/tiny-base',
+    'models:',
+    '  - model: ../models/tiny-chat',
+    '    parameters:',
+    '      weight: 0.5',
+    '      density: 0.5',
+    '  - model: ../models/tiny-code',
+    '    parameters:',
+    '      weight: 0.5',
+    '      density: 0.5',
+    'dtype: float32',
+    'out_dtype: bfloat16',
+    '',
+  ].join('\n'));
+
   writeText('ABOUT-THIS-DEMO.md', [
     '# Graft demo workspace',
     '',
@@ -296,9 +317,13 @@ export async function writeDemoWorkspace(dir: string): Promise<DemoWorkspace> {
     '- `models/tiny-chat`: fine-tune that changes attention in the late layers.',
     '- `models/tiny-code`: fine-tune that changes the MLP in the early layers (two shards and an index).',
     '- `adapters/tiny-chat-lora`: a LoRA adapter of the base.',
+    '- `recipes/chat-code-ties.graft.yml`: a merge recipe (TIES of tiny-chat and tiny-code over tiny-base).',
     '',
     'Try: the Graft view in the activity bar (lineage), *Graft: Compare Checkpoints...* on tiny-chat and',
     'tiny-code (heatmap), and opening any `.safetensors` file (inspector).',
+    'Merge: open the recipe and click "Run Merge" above it, run *Graft: Merge Models...*, right-click the',
+    'adapter in the Lineage view and choose "Merge Adapter into Base", or select layers in the compare',
+    'heatmap (click their labels) and choose "Swap These Layers from B".',
     '',
   ].join('\n'));
   return { dir: root, files: [...written] };
