@@ -203,7 +203,7 @@ class MergeSession {
       const { plan, estimate, shards } = await this.deps.runner.planText(text, file, form.out);
       const view: PlanView = {
         method: plan.method, tensors: plan.totals.tensors, outputBytes: plan.totals.outputBytes, shards, peakBytes: estimate.peakBytes, seconds: estimate.seconds,
-        layers: plan.layerCount, warnings: plan.warnings, recipeText: text, recipeFile: file,
+        layers: plan.layerCount, warnings: plan.warnings, recipeText: text, recipeFile: vscode.workspace.asRelativePath(file),
       };
       this.post({ type: 'plan', requestId, plan: view });
     } catch (error) {

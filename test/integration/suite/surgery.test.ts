@@ -253,6 +253,18 @@ describe('model surgery', function () {
     assert.deepEqual(await tensor(finished.out, layer(3)), await tensor(models.chat, layer(3)), 'layer 3 stays A\'s');
   });
 
+  it('"Transfer Fine-tune to New Base..." writes a diff_transfer recipe that runs', async () => {
+    // The demo has one base; tiny-code stands in for "a new base" of tiny-chat's changes.
+    const uri = await vscode.commands.executeCommand<vscode.Uri | undefined>('graft.transferFinetune', vscode.Uri.file(models.chat), models.code);
+    assert.ok(uri, 'no transfer recipe was written');
+    assert.equal(path.basename(uri.fsPath), 'tiny-chat-on-tiny-code.graft.yml');
+    const text = fs.readFileSync(uri.fsPath, 'utf8');
+    assert.match(text, /merge_method: diff_transfer\nbase_model: tiny-base\ntarget_model: tiny-code\nmodels:\n  - model: tiny-chat/);
+    const finished = await runLens(uri);
+    assert.ok(finished, 'the transfer recipe did not run');
+    assert.ok(fs.existsSync(path.join(finished.out, 'model.safetensors')));
+  });
+
   it('cancelling a running merge leaves no output folder', async () => {
     const file = path.join(demo, 'recipes', 'cancelled.graft.yml');
     fs.writeFileSync(file, fs.readFileSync(path.join(demo, 'recipes', 'chat-code-ties.graft.yml'), 'utf8'));
