@@ -98,12 +98,17 @@ export class MergeRunner implements vscode.Disposable {
   }
 
   /** Parses and plans recipe text (headers only): throws RecipeError with every problem. */
-  async planText(text: string, file: string, out?: string): Promise<PlannedRecipe> {
+  async check(text: string, file: string, out?: string): Promise<MergePlan> {
     const { recipe, problems } = parseRecipeText(text, file);
     if (!recipe) throw new RecipeError(file, problems);
     await this.index.whenIdle();
     const catalog = this.index.catalog;
-    const plan = await planMerge(recipe, { out, resolveModel: catalog ? catalogResolver(catalog) : undefined });
+    return planMerge(recipe, { out, resolveModel: catalog ? catalogResolver(catalog) : undefined });
+  }
+
+  /** check() and the estimate of memory and time (a short calibration of the plan's kernels). */
+  async planText(text: string, file: string, out?: string): Promise<PlannedRecipe> {
+    const plan = await this.check(text, file, out);
     const estimate = estimateMerge(plan, this.engine.concurrency);
     return { plan, estimate, shards: Math.max(1, Math.ceil(plan.totals.outputBytes / this.shardBytes())) };
   }

@@ -126,7 +126,7 @@ export function registerRecipeLanguage(context: vscode.ExtensionContext, index: 
     let problems: RecipeProblem[] = [];
     if (document.uri.scheme === 'file') {
       try {
-        await runner.planText(document.getText(), document.uri.fsPath);
+        await runner.check(document.getText(), document.uri.fsPath);
       } catch (error) {
         if (error instanceof RecipeError) problems = error.problems;
         else log.warn(`Checking ${document.uri.fsPath}: ${error instanceof Error ? error.message : String(error)}`);
