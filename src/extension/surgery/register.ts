@@ -105,7 +105,8 @@ export function registerSurgery(context: vscode.ExtensionContext, engine: Engine
 
   const mergeAdapter = async (arg: unknown, outArg?: string): Promise<FinishedMerge | undefined> => {
     const adapter = pathOf(arg);
-    if (!adapter) return undefined;
+    // Refused before any question: the answers could not be used.
+    if (!adapter || runner.refuseIfRestricted(`merge ${adapter} into its base`)) return undefined;
     const folder = fs.statSync(adapter).isDirectory() ? adapter : path.dirname(adapter);
     let config;
     try {
@@ -136,7 +137,7 @@ export function registerSurgery(context: vscode.ExtensionContext, engine: Engine
 
   const transfer = async (arg: unknown, newBaseArg?: string): Promise<vscode.Uri | undefined> => {
     const finetune = pathOf(arg);
-    if (!finetune) return undefined;
+    if (!finetune || runner.refuseIfRestricted(`write a transfer recipe for ${finetune}`)) return undefined;
     const oldBase = parentsOf(finetune)[0];
     if (!oldBase) {
       void vscode.window.showInformationMessage(`Graft does not know what ${path.basename(finetune)} was fine-tuned from, so it cannot take its changes. Declare its base (base_model in its README.md card) and refresh.`);
@@ -167,7 +168,7 @@ export function registerSurgery(context: vscode.ExtensionContext, engine: Engine
 
   const swapLayers = async (request: LayerSwapRequest): Promise<vscode.Uri | undefined> => {
     const layers = [...new Set(request.layers)].sort((x, y) => x - y);
-    if (layers.length === 0) return undefined;
+    if (layers.length === 0 || runner.refuseIfRestricted('write a layer swap recipe')) return undefined;
     let total: number;
     try {
       const [a, b] = await Promise.all([openCheckpoint(request.a), openCheckpoint(request.b)]);
