@@ -7,6 +7,8 @@
 //            elements equal to T belong to the cut (`need`);
 //   pass eq: only when some but not all elements equal to T belong: how many equal T in each
 //            block, so a chunk knows how many came before it.
+import { loadedKernels } from '../kernels';
+import { clearSignsResident, countEqualResident, histogramResident, keepInCutResident } from '../kernels/merge';
 import { SUM_BLOCK } from './exact';
 import type { ChunkData, Found, Stage, TensorView } from './methods/types';
 
@@ -74,6 +76,8 @@ export function rankCutStages(
     map(t, found, chunk) {
       const keys = keysOf(t, found, chunk);
       const hist = keys.map((k) => {
+        const counted = kernelCounts(chunk, BUCKETS, (kernels, h) => histogramResident(kernels, k, h));
+        if (counted) return counted;
         const h = new Uint32Array(BUCKETS);
         for (let i = 0; i < k.length; i++) h[k[i] >>> 16]++;
         return h;
@@ -104,10 +108,12 @@ export function rankCutStages(
       const keys = keysOf(t, found, chunk);
       const his = found[hiId] as HiFound[];
       const hist = cutsOf(t, found).map((cut, c) => {
-        const h = new Uint32Array(BUCKETS);
-        if (his[c].all || his[c].none) return h;
+        if (his[c].all || his[c].none) return new Uint32Array(BUCKETS);
         const k = keys[cut.key];
         const bucket = his[c].bucket;
+        const counted = kernelCounts(chunk, BUCKETS, (kernels, h) => histogramResident(kernels, k, h, bucket));
+        if (counted) return counted;
+        const h = new Uint32Array(BUCKETS);
         for (let i = 0; i < k.length; i++) if (k[i] >>> 16 === bucket) h[k[i] & 0xffff]++;
         return h;
       });
@@ -135,10 +141,12 @@ export function rankCutStages(
       const los = found[loId] as LoFound[];
       const blocks = Math.ceil(chunk.count / SUM_BLOCK);
       const counts = cutsOf(t, found).map((cut, c) => {
-        const out = new Uint32Array(blocks);
-        if (!partialTie(los[c])) return out;
+        if (!partialTie(los[c])) return new Uint32Array(blocks);
         const k = keys[cut.key];
         const threshold = los[c].threshold;
+        const counted = kernelCounts(chunk, blocks, (kernels, counts) => countEqualResident(kernels, k, threshold, SUM_BLOCK, counts));
+        if (counted) return counted;
+        const out = new Uint32Array(blocks);
         for (let i = 0; i < k.length; i++) if (k[i] === threshold) out[(i / SUM_BLOCK) | 0]++;
         return out;
       });
@@ -185,6 +193,19 @@ export function rankCutStages(
     }));
     return null;
   };
+}
+
+/**
+ * Counts made by a kernel into zeroed u32 `size` counters in the chunk's kernel memory, copied out
+ * (partials leave the worker); undefined when the chunk has no kernel memory or its keys are elsewhere.
+ */
+function kernelCounts(chunk: ChunkData, size: number, count: (kernels: NonNullable<ChunkData['work']>['kernels'], into: Uint32Array) => boolean): Uint32Array | undefined {
+  const work = chunk.work;
+  const memory = work?.floats(size);
+  if (!work || !memory) return undefined;
+  const into = new Uint32Array(memory.buffer, memory.byteOffset, size);
+  into.fill(0);
+  return count(work.kernels, into) ? into.slice() : undefined;
 }
 
 function isCutList(value: unknown): value is RankCut[] {
@@ -253,6 +274,8 @@ export function keepInCut(values: Float32Array, cut: RankCut): void {
   const need = cut.need;
   let eqSeen = cut.eqBefore;
   const desc = cut.order === 'desc';
+  const kernels = loadedKernels();
+  if (kernels && keepInCutResident(kernels, values, threshold, need, eqSeen, desc) !== undefined) return;
   for (let e = 0; e < bits.length; e++) {
     const key = bits[e] & 0x7fffffff;
     let keep: boolean;
@@ -268,6 +291,8 @@ const keyBits = new Uint32Array(keyScratch.buffer);
 /** |values| as float32 bit patterns (sign cleared), the keys of magnitude cuts: overwrites `values`. */
 export function magnitudeKeys(values: Float32Array): Uint32Array {
   const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const kernels = loadedKernels();
+  if (kernels && clearSignsResident(kernels, bits)) return bits;
   for (let i = 0; i < bits.length; i++) bits[i] &= 0x7fffffff;
   return bits;
 }
