@@ -81,7 +81,7 @@ interface Inputs {
 
 /** Memory for one chunk in the kernels' memory: a region per operand and the work region. */
 async function chunkMemory(k: Kernels, operands: number, chunk: number): Promise<{ regions: KernelRegion[]; work: KernelWork }> {
-  const regions = await k.memory.take([...new Array<number>(operands).fill(chunk * 4), 4 * ((3 * operands + 4) * chunk + 65536 * operands) + 4096]);
+  const regions = await k.memory.take([...new Array<number>(operands).fill(chunk * 4), 4 * ((3 * operands + 4) * chunk + 2 * 2 * 65536 * operands) + 4096]);
   return { regions, work: new KernelWork(k, regions[regions.length - 1]) };
 }
 

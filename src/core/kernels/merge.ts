@@ -31,29 +31,59 @@ function writeTable(kernels: Kernels, arrays: readonly Float32Array[], weights: 
 }
 
 /**
- * Bump-allocated float32 temporaries of one chunk in a region of the module's memory, handed out
- * in order and all released by reset() before the next chunk. undefined when the region is full
- * (the caller then takes JavaScript memory and the JavaScript loops).
+ * A task's work memory in a region of the module's memory: float32 temporaries of one chunk,
+ * bump-allocated from the bottom and all released by reset() before the next chunk, and u32
+ * counters that last the whole task (partial results the kernels add every chunk into), from the
+ * top. undefined when the region is full: the caller then takes JavaScript memory and loops.
  */
 export class KernelWork {
   private used = 0;
+  private top: number;
+  private readonly counterArrays = new Map<string, Uint32Array>();
 
   constructor(
     readonly kernels: Kernels,
     private readonly region: KernelRegion,
-  ) {}
+  ) {
+    this.top = region.byteLength;
+  }
 
   floats(count: number): Float32Array | undefined {
     const bytes = Math.ceil((count * 4) / 64) * 64;
-    if (this.used + bytes > this.region.byteLength) return undefined;
+    if (this.used + bytes > this.top) return undefined;
     const view = new Float32Array(this.kernels.exports.memory.buffer, this.region.offset + this.used, count);
     this.used += bytes;
     return view;
   }
 
+  /** The task's zeroed (on first use) u32 counters under `id`. */
+  counters(id: string, size: number): Uint32Array | undefined {
+    let array = this.counterArrays.get(id);
+    if (array && array.length === size) return array;
+    const bytes = Math.ceil((size * 4) / 64) * 64;
+    if (array || this.top - bytes < this.used) return undefined;
+    this.top -= bytes;
+    array = new Uint32Array(this.kernels.exports.memory.buffer, this.region.offset + this.top, size).fill(0);
+    this.counterArrays.set(id, array);
+    return array;
+  }
+
   reset(): void {
     this.used = 0;
   }
+}
+
+/**
+ * `value` with every typed array in the kernels' memory replaced by a copy (arrays, objects and
+ * arrays of them, three levels deep): what a task returns must not point into that memory.
+ */
+export function copiedOut<T>(kernels: Kernels, value: T, depth = 0): T {
+  if (!value || typeof value !== 'object') return value;
+  if (ArrayBuffer.isView(value)) return (offsetIn(kernels, value) >= 0 ? (value as unknown as Uint8Array).slice() : value) as T;
+  if (depth >= 3) return value;
+  if (Array.isArray(value)) return value.map((v) => copiedOut(kernels, v, depth + 1)) as T;
+  if (Object.getPrototypeOf(value) !== Object.prototype) return value;
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, copiedOut(kernels, v, depth + 1)])) as T;
 }
 
 /** out = a - b. */

@@ -75,9 +75,9 @@ export function rankCutStages(
     id: hiId,
     map(t, found, chunk) {
       const keys = keysOf(t, found, chunk);
-      const hist = keys.map((k) => {
-        const counted = kernelCounts(chunk, BUCKETS, (kernels, h) => histogramResident(kernels, k, h));
-        if (counted) return counted;
+      const hist = keys.map((k, i) => {
+        const counters = chunk.work?.counters(`${hiId}:${i}`, BUCKETS);
+        if (counters && histogramResident(chunk.work!.kernels, k, counters)) return counters;
         const h = new Uint32Array(BUCKETS);
         for (let i = 0; i < k.length; i++) h[k[i] >>> 16]++;
         return h;
@@ -85,9 +85,11 @@ export function rankCutStages(
       return { hist };
     },
     merge(a, b) {
-      // In place: a partial is never used again once merged.
+      // In place: a partial is never used again once merged. Counts the kernels accumulate across
+      // a task's chunks are one array throughout: already added.
       a.hist.forEach((h, i) => {
         const other = b.hist[i];
+        if (other === h) return;
         for (let j = 0; j < h.length; j++) h[j] += other[j];
       });
       return a;
@@ -111,8 +113,8 @@ export function rankCutStages(
         if (his[c].all || his[c].none) return new Uint32Array(BUCKETS);
         const k = keys[cut.key];
         const bucket = his[c].bucket;
-        const counted = kernelCounts(chunk, BUCKETS, (kernels, h) => histogramResident(kernels, k, h, bucket));
-        if (counted) return counted;
+        const counters = chunk.work?.counters(`${loId}:${c}`, BUCKETS);
+        if (counters && histogramResident(chunk.work!.kernels, k, counters, bucket)) return counters;
         const h = new Uint32Array(BUCKETS);
         for (let i = 0; i < k.length; i++) if (k[i] >>> 16 === bucket) h[k[i] & 0xffff]++;
         return h;
@@ -196,8 +198,8 @@ export function rankCutStages(
 }
 
 /**
- * Counts made by a kernel into zeroed u32 `size` counters in the chunk's kernel memory, copied out
- * (partials leave the worker); undefined when the chunk has no kernel memory or its keys are elsewhere.
+ * Counts made by a kernel into zeroed u32 `size` counters in the chunk's temporaries, copied out;
+ * undefined when the chunk has no kernel memory or its keys are elsewhere.
  */
 function kernelCounts(chunk: ChunkData, size: number, count: (kernels: NonNullable<ChunkData['work']>['kernels'], into: Uint32Array) => boolean): Uint32Array | undefined {
   const work = chunk.work;

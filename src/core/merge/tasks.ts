@@ -1,9 +1,11 @@
 // Merge kernels for the worker pool (registered in src/worker/tasks.ts). A task covers one element
 // range of one output tensor and walks it in sub-chunks with the shared read-ahead loop, so a
 // worker holds two sub-chunks of every operand whatever the range.
+import { promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import type { TaskContext } from '../engine/task';
 import { wasmKernels } from '../kernels';
-import { encodeResident, KernelWork } from '../kernels/merge';
+import { copiedOut, encodeResident, KernelWork } from '../kernels/merge';
 import { decodesToFloat64, encodeFromFloat32, LITTLE_ENDIAN } from '../safetensors/dtypes';
 import type { DType } from '../safetensors/types';
 import { readIntoBytes } from '../tensors/chunkReader';
@@ -21,6 +23,16 @@ export interface MergeRangeInput {
   count: number;
   /** Elements per sub-chunk, a multiple of the range's alignment unit. */
   subChunk: number;
+  /** Identifies the merge run: tasks of one run share read handles on a thread. */
+  session?: string;
+}
+
+export interface MergeApplyInput extends MergeRangeInput {
+  /**
+   * Where the range's bytes go in the output's partial file: the task writes them itself, so no
+   * copy of them travels back to the main thread.
+   */
+  output: { file: string; position: number };
 }
 
 export interface MergeStageInput extends MergeRangeInput {
@@ -41,12 +53,62 @@ function workFloats(operands: number): number {
   return 3 * operands + 4;
 }
 
-/** Counters beside them: a 65536-bin histogram per operand (rank cuts). */
-const WORK_COUNTERS = 65536;
+/** Counters beside them: two 65536-bin histograms per operand (rank cuts; breadcrumbs cuts twice). */
+const WORK_COUNTERS = 2 * 65536;
 
-/** Runs `visit` over the range's sub-chunks, reading the next sub-chunk's operands ahead. */
-async function forEachSubChunk(input: MergeRangeInput, ctx: TaskContext, visit: (data: ChunkData, founds: Founds) => void): Promise<void> {
-  const handles = new FileHandles();
+/**
+ * Read handles kept across the tasks of one merge on this thread: opening and closing every input
+ * for every task costs more than some tasks' compute. They are closed when tasks of another merge
+ * arrive (so a merge never reads through a handle opened for an earlier one, whose files may have
+ * been replaced since) and once no task has run for a second.
+ */
+class MergeHandles {
+  private handles = new FileHandles();
+  private session: string | undefined;
+  private active = 0;
+  private idle: ReturnType<typeof setTimeout> | undefined;
+
+  enter(session: string | undefined): FileHandles {
+    if (this.idle) clearTimeout(this.idle);
+    this.idle = undefined;
+    if (session === undefined || session !== this.session) {
+      // Tasks of the previous merge still running keep their handles object; it is closed once they leave.
+      if (this.active === 0) void this.handles.closeAll();
+      this.handles = new FileHandles();
+      this.session = session;
+    }
+    this.active++;
+    return this.handles;
+  }
+
+  leave(): void {
+    this.active--;
+    if (this.active > 0) return;
+    if (this.session === undefined) {
+      void this.handles.closeAll();
+      return;
+    }
+    this.idle = setTimeout(() => {
+      this.idle = undefined;
+      if (this.active === 0) {
+        void this.handles.closeAll();
+        this.session = undefined;
+      }
+    }, 1000);
+    this.idle.unref?.();
+  }
+}
+
+const mergeHandles = new MergeHandles();
+
+/**
+ * Runs `visit` over the range's sub-chunks, reading the next sub-chunk's operands ahead, then
+ * `finish` while the task's kernel memory is still its own.
+ */
+async function forEachSubChunk<T>(
+  input: MergeRangeInput, ctx: TaskContext, visit: (data: ChunkData, founds: Founds) => void | Promise<void>, finish: (work: KernelWork | undefined) => T,
+): Promise<T> {
+  const handles = mergeHandles.enter(input.session);
   const kernels = placeable(input.job) ? wasmKernels() : undefined;
   const operands = operandsOf(input.job).length;
   const perOperand = readIntoBytes(Math.min(input.subChunk, input.count));
@@ -64,21 +126,31 @@ async function forEachSubChunk(input: MergeRangeInput, ctx: TaskContext, visit: 
         const founds = projectAll(input.founds, range.start);
         return readers[slot].chunk(input.job, range.start, range.count, founds).then((data) => ({ data, founds }));
       },
-      ({ data, founds }) => {
+      async ({ data, founds }) => {
         if (work) {
           work.reset();
           data.work = work;
         }
-        visit(data, founds);
+        await visit(data, founds);
         done += data.count;
         ctx.progress(done / input.count);
       },
       ctx,
     );
+    return finish(work);
   } finally {
-    await handles.closeAll();
+    mergeHandles.leave();
     for (const r of readers) r.dispose();
     if (kernels) kernels.memory.give(regions);
+  }
+}
+
+async function writeExactly(handle: FileHandle, bytes: Uint8Array, position: number, file: string): Promise<void> {
+  let done = 0;
+  while (done < bytes.byteLength) {
+    const { bytesWritten } = await handle.write(bytes, done, bytes.byteLength - done, position + done);
+    if (bytesWritten === 0) throw new Error(`Writing "${file}" made no progress at byte ${position + done}.`);
+    done += bytesWritten;
   }
 }
 
@@ -106,27 +178,31 @@ export const mergeTasks = {
     const stage = stageOf(input.job, own, input.stageId);
     let partial: unknown;
     let first = true;
-    await forEachSubChunk(input, ctx, (data, founds) => {
+    return forEachSubChunk(input, ctx, (data, founds) => {
       const p = stage.map(input.job.view, founds[input.job.id] ?? {}, data);
       partial = first ? p : stage.merge(partial, p);
       first = false;
-    });
-    return partial;
+    }, (work) => (work ? copiedOut(work.kernels, partial) : partial));
   },
 
-  /** The merged tensor's bytes over a range, in the job's output dtype. */
-  mergeApply: async (input: MergeRangeInput, ctx: TaskContext): Promise<Uint8Array> => {
+  /** Writes the merged tensor over a range, in the job's output dtype, at `output`; returns the bytes written. */
+  mergeApply: async (input: MergeApplyInput, ctx: TaskContext): Promise<number> => {
     const method = methodOf(input.job);
     const bytesPerElement = input.job.dtype === 'F32' ? 4 : input.job.dtype === 'F64' ? 8 : 2;
-    const out = new Uint8Array(input.count * bytesPerElement);
+    const { file, position } = input.output;
+    const handle = await fsp.open(file, 'r+');
     let offset = 0;
-    await forEachSubChunk(input, ctx, (data, founds) => {
-      const values = data.work?.floats(data.count) ?? new Float32Array(data.count);
-      method.kernel.apply(input.job.view, founds[input.job.id] ?? {}, data, values);
-      out.set(encodeChunk(input.job.dtype, values, data.work), offset);
-      offset += data.count * bytesPerElement;
-    });
-    return out;
+    try {
+      return await forEachSubChunk(input, ctx, async (data, founds) => {
+        const values = data.work?.floats(data.count) ?? new Float32Array(data.count);
+        method.kernel.apply(input.job.view, founds[input.job.id] ?? {}, data, values);
+        // Written before the next sub-chunk reuses the memory the bytes may be in.
+        await writeExactly(handle, encodeChunk(input.job.dtype, values, data.work), position + offset, file);
+        offset += data.count * bytesPerElement;
+      }, () => offset);
+    } finally {
+      await handle.close();
+    }
   },
 };
 
