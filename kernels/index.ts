@@ -4,4 +4,6 @@ export { args, heapStart, results } from './memory';
 export { decode, decodeBf16, decodeF16, encodeBf16, encodeF16 } from './codec';
 export { diffPair, diffWithBase } from './diff';
 export { statsSums, statsM2, histogram } from './stats';
-export { clearSigns, countEqual, histogramHigh, histogramLow, keepInCut, scaleInPlace, subtract, taskCombine, weightedSum } from './merge';
+export {
+  clearSigns, countEqual, deltaCountEqual, deltaHistogramHigh, deltaHistogramLow, histogramHigh, histogramLow, keepInCut, scaleInPlace, subtract, taskCombine, weightedSum,
+} from './merge';

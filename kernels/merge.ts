@@ -75,19 +75,24 @@ export function histogramLow(keys: usize, n: i32, bucket: u32, hist: usize): voi
 /** u32 counts[i / block] += 1 for every key equal to `threshold`. */
 export function countEqual(keys: usize, n: i32, threshold: u32, block: i32, counts: usize): void {
   const target = i32x4.splat(threshold);
-  let i = 0;
-  for (; i + 4 <= n; i += 4) {
-    // Most groups of four hold no key equal to the threshold.
-    if (!v128.any_true(i32x4.eq(v128.load(keys + (<usize>i << 2)), target))) continue;
-    for (let j = i; j < i + 4; j++) countOne(keys, j, threshold, block, counts);
+  for (let start = 0; start < n; start += block) {
+    const end = min(n, start + block);
+    let equal = i32x4.splat(0);
+    let i = start;
+    for (; i + 4 <= end; i += 4) equal = i32x4.sub(equal, i32x4.eq(v128.load(keys + (<usize>i << 2)), target));
+    let total = laneSum(equal);
+    for (; i < end; i++) if (load<u32>(keys + (<usize>i << 2)) == threshold) total++;
+    addTo(counts, <u32>(start / block), total);
   }
-  for (; i < n; i++) countOne(keys, i, threshold, block, counts);
 }
 
-@inline function countOne(keys: usize, i: i32, threshold: u32, block: i32, counts: usize): void {
-  if (load<u32>(keys + (<usize>i << 2)) != threshold) return;
-  const slot = counts + (<usize>(i / block) << 2);
-  store<u32>(slot, load<u32>(slot) + 1);
+@inline function laneSum(v: v128): u32 {
+  return <u32>(i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3));
+}
+
+@inline function addTo(counts: usize, index: u32, amount: u32): void {
+  const slot = counts + (<usize>index << 2);
+  store<u32>(slot, load<u32>(slot) + amount);
 }
 
 /**
@@ -105,15 +110,19 @@ export function keepInCut(values: usize, n: i32, threshold: u32, need: f64, eqBe
     const v = v128.load(at);
     const key = v128.and(v, magnitude);
     let keep = descending ? i32x4.gt_u(key, target) : i32x4.lt_u(key, target);
-    const equal = i32x4.eq(key, target);
-    if (v128.any_true(equal)) {
-      // Threshold ties are taken in index order while the cut still needs them.
-      for (let lane = 0; lane < 4; lane++) {
-        if ((load<u32>(at + (<usize>lane << 2)) & 0x7fffffff) != threshold) continue;
-        const taken = seen < need;
-        seen += 1;
-        if (taken) keep = setLane(keep, lane);
+    const equal = i32x4.bitmask(i32x4.eq(key, target));
+    if (equal) {
+      // Threshold ties are taken in index order while the cut still needs them: all of this
+      // group's, none, or (once per chunk at most) some, lane by lane.
+      const ties = <f64>popcnt(equal);
+      if (seen + ties <= need) keep = v128.or(keep, i32x4.eq(key, target));
+      else if (seen < need) {
+        for (let lane = 0; lane < 4; lane++) {
+          if (!((equal >>> lane) & 1)) continue;
+          if (seen + countBelow(equal, lane) < need) keep = setLane(keep, lane);
+        }
       }
+      seen += ties;
     }
     v128.store(at, v128.and(v, keep));
   }
@@ -128,6 +137,11 @@ export function keepInCut(values: usize, n: i32, threshold: u32, need: f64, eqBe
     if (!kept) store<u32>(at, 0);
   }
   return seen;
+}
+
+/** Set bits of `mask` below bit `lane`: the threshold ties before that lane in its group. */
+@inline function countBelow(mask: i32, lane: i32): f64 {
+  return <f64>popcnt(mask & ((1 << lane) - 1));
 }
 
 @inline function setLane(v: v128, lane: i32): v128 {
@@ -215,5 +229,70 @@ export function taskCombine(models: i32, base: usize, n: i32, consensus: bool, n
       if (normalize) mixed = mixed / (weights == 0 ? 1 : weights);
     }
     store<f32>(out + at, load<f32>(base + at) + mixed);
+  }
+}
+
+// The passes of a rank cut over the magnitudes of task vectors, fused: the key of element i is
+// the bits of |x[i] - base[i]| (float32), computed in registers instead of written out first.
+
+@inline function deltaKeys(x: usize, base: usize, at: usize): v128 {
+  return v128.and(f32x4.sub(v128.load(x + at), v128.load(base + at)), i32x4.splat(0x7fffffff));
+}
+
+@inline function deltaKey(x: usize, base: usize, at: usize): u32 {
+  return reinterpret<u32>(load<f32>(x + at) - load<f32>(base + at)) & 0x7fffffff;
+}
+
+@inline function bump(hist: usize, index: u32): void {
+  const slot = hist + (<usize>index << 2);
+  store<u32>(slot, load<u32>(slot) + 1);
+}
+
+/** histogramHigh over the keys of x - base. */
+export function deltaHistogramHigh(x: usize, base: usize, n: i32, hist: usize): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const keys = i32x4.shr_u(deltaKeys(x, base, <usize>i << 2), 16);
+    bump(hist, i32x4.extract_lane(keys, 0));
+    bump(hist, i32x4.extract_lane(keys, 1));
+    bump(hist, i32x4.extract_lane(keys, 2));
+    bump(hist, i32x4.extract_lane(keys, 3));
+  }
+  for (; i < n; i++) bump(hist, deltaKey(x, base, <usize>i << 2) >>> 16);
+}
+
+/** histogramLow over the keys of x - base. */
+export function deltaHistogramLow(x: usize, base: usize, n: i32, bucket: u32, hist: usize): void {
+  const inBucket = i32x4.splat(bucket);
+  const lowBits = i32x4.splat(0xffff);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const keys = deltaKeys(x, base, <usize>i << 2);
+    const lanes = i32x4.bitmask(i32x4.eq(i32x4.shr_u(keys, 16), inBucket));
+    // Most groups hold no key of the bucket.
+    if (!lanes) continue;
+    const low = v128.and(keys, lowBits);
+    if (lanes & 1) bump(hist, i32x4.extract_lane(low, 0));
+    if (lanes & 2) bump(hist, i32x4.extract_lane(low, 1));
+    if (lanes & 4) bump(hist, i32x4.extract_lane(low, 2));
+    if (lanes & 8) bump(hist, i32x4.extract_lane(low, 3));
+  }
+  for (; i < n; i++) {
+    const key = deltaKey(x, base, <usize>i << 2);
+    if (key >>> 16 == bucket) bump(hist, key & 0xffff);
+  }
+}
+
+/** countEqual over the keys of x - base. */
+export function deltaCountEqual(x: usize, base: usize, n: i32, threshold: u32, block: i32, counts: usize): void {
+  const target = i32x4.splat(threshold);
+  for (let start = 0; start < n; start += block) {
+    const end = min(n, start + block);
+    let equal = i32x4.splat(0);
+    let i = start;
+    for (; i + 4 <= end; i += 4) equal = i32x4.sub(equal, i32x4.eq(deltaKeys(x, base, <usize>i << 2), target));
+    let total = laneSum(equal);
+    for (; i < end; i++) if (deltaKey(x, base, <usize>i << 2) == threshold) total++;
+    addTo(counts, <u32>(start / block), total);
   }
 }

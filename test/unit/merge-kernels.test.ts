@@ -11,7 +11,7 @@ import test from 'node:test';
 import { InlineRunner } from '../../src/core/engine/pool';
 import { selectKernels, wasmKernels, type KernelRegion, type Kernels } from '../../src/core/kernels';
 import {
-  clearSignsResident, countEqualResident, encodeResident, histogramResident, keepInCutResident, KernelWork, scaleResident, subtractResident, taskCombineResident, weightedSumResident,
+  clearSignsResident, countEqualResident, deltaCountEqualResident, deltaHistogramResident, encodeResident, histogramResident, keepInCutResident, KernelWork, scaleResident, subtractResident, taskCombineResident, weightedSumResident,
 } from '../../src/core/kernels/merge';
 import { executeMerge, findMethod, mergeTasks, parseRecipe, planMerge } from '../../src/core/merge';
 import type { ChunkData, Found, ParamValues, TensorView } from '../../src/core/merge/methods/types';
@@ -207,6 +207,25 @@ test('merge kernels: each loop equals its JavaScript reference on edge inputs, a
     const diff = new Float32Array(n);
     for (let i = 0; i < n; i++) diff[i] = a[i] - b[i];
     assertSameBits(out, diff, 'subtract');
+
+    // The fused rank-cut passes compute the keys |a - b| themselves.
+    const deltaKeys = Uint32Array.from(diff, (_, i) => new Uint32Array(Float32Array.of(a[i] - b[i]).buffer)[0] & 0x7fffffff);
+    const fusedHist = rd.words(65536).fill(0);
+    assert.ok(deltaHistogramResident(k, a, b, fusedHist));
+    const fusedExpected = new Uint32Array(65536);
+    for (const key of deltaKeys) fusedExpected[key >>> 16]++;
+    assert.deepEqual(Array.from(fusedHist), Array.from(fusedExpected));
+    const fusedBucket = deltaKeys[3] >>> 16;
+    fusedHist.fill(0);
+    fusedExpected.fill(0);
+    assert.ok(deltaHistogramResident(k, a, b, fusedHist, fusedBucket));
+    for (const key of deltaKeys) if (key >>> 16 === fusedBucket) fusedExpected[key & 0xffff]++;
+    assert.deepEqual(Array.from(fusedHist), Array.from(fusedExpected));
+    const fusedCounts = rd.words(5).fill(0);
+    assert.ok(deltaCountEqualResident(k, a, b, deltaKeys[3], 1024, fusedCounts));
+    const fusedEq = new Uint32Array(5);
+    deltaKeys.forEach((key, i) => key === deltaKeys[3] && fusedEq[(i / 1024) | 0]++);
+    assert.deepEqual(Array.from(fusedCounts), Array.from(fusedEq));
 
     const scaled = out.slice();
     for (let i = 0; i < n; i++) scaled[i] = scaled[i] * Math.fround(1.37);

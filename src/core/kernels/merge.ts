@@ -39,7 +39,7 @@ function writeTable(kernels: Kernels, arrays: readonly Float32Array[], weights: 
 export class KernelWork {
   private used = 0;
   private top: number;
-  private readonly counterArrays = new Map<string, Uint32Array>();
+  private readonly counterArrays = new Map<string, Uint32Array | undefined>();
 
   constructor(
     readonly kernels: Kernels,
@@ -56,14 +56,19 @@ export class KernelWork {
     return view;
   }
 
-  /** The task's zeroed (on first use) u32 counters under `id`. */
+  /**
+   * The task's u32 counters under `id`, zeroed when first asked for: the same array for every
+   * chunk, or undefined for every chunk when there was no room the first time (so a caller either
+   * always adds into them or never does).
+   */
   counters(id: string, size: number): Uint32Array | undefined {
-    let array = this.counterArrays.get(id);
-    if (array && array.length === size) return array;
+    if (this.counterArrays.has(id)) {
+      const array = this.counterArrays.get(id);
+      return array && array.length === size ? array : undefined;
+    }
     const bytes = Math.ceil((size * 4) / 64) * 64;
-    if (array || this.top - bytes < this.used) return undefined;
-    this.top -= bytes;
-    array = new Uint32Array(this.kernels.exports.memory.buffer, this.region.offset + this.top, size).fill(0);
+    const array = this.top - bytes < this.used ? undefined : new Uint32Array(this.kernels.exports.memory.buffer, this.region.offset + this.top - bytes, size).fill(0);
+    if (array) this.top -= bytes;
     this.counterArrays.set(id, array);
     return array;
   }
@@ -150,4 +155,19 @@ export function encodeResident(kernels: Kernels, dtype: 'BF16' | 'F16', values: 
   if (dtype === 'BF16') kernels.exports.encodeBf16(values.byteOffset, into.byteOffset, values.length);
   else kernels.exports.encodeF16(values.byteOffset, into.byteOffset, values.length);
   return new Uint8Array(into.buffer, into.byteOffset, values.length * 2);
+}
+
+/** histogramResident over the keys |x - base| (float32 bits), computed on the fly. */
+export function deltaHistogramResident(kernels: Kernels, x: Float32Array, base: Float32Array, hist: Uint32Array, bucket?: number): boolean {
+  if (!allResident(kernels, [x, base, hist])) return false;
+  if (bucket === undefined) kernels.exports.deltaHistogramHigh(x.byteOffset, base.byteOffset, x.length, hist.byteOffset);
+  else kernels.exports.deltaHistogramLow(x.byteOffset, base.byteOffset, x.length, bucket, hist.byteOffset);
+  return true;
+}
+
+/** countEqualResident over the keys |x - base|, computed on the fly. */
+export function deltaCountEqualResident(kernels: Kernels, x: Float32Array, base: Float32Array, threshold: number, block: number, counts: Uint32Array): boolean {
+  if (!allResident(kernels, [x, base, counts])) return false;
+  kernels.exports.deltaCountEqual(x.byteOffset, base.byteOffset, x.length, threshold, block, counts.byteOffset);
+  return true;
 }

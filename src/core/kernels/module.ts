@@ -38,6 +38,9 @@ export interface KernelExports {
   histogramHigh(keys: number, n: number, hist: number): void;
   histogramLow(keys: number, n: number, bucket: number, hist: number): void;
   countEqual(keys: number, n: number, threshold: number, block: number, counts: number): void;
+  deltaHistogramHigh(x: number, base: number, n: number, hist: number): void;
+  deltaHistogramLow(x: number, base: number, n: number, bucket: number, hist: number): void;
+  deltaCountEqual(x: number, base: number, n: number, threshold: number, block: number, counts: number): void;
   keepInCut(values: number, n: number, threshold: number, need: number, eqBefore: number, descending: number): number;
   weightedSum(models: number, n: number, normalize: number, divisor: number, out: number): void;
   taskCombine(models: number, base: number, n: number, consensus: number, normalize: number, divisor: number, out: number): void;

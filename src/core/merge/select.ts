@@ -8,11 +8,18 @@
 //   pass eq: only when some but not all elements equal to T belong: how many equal T in each
 //            block, so a chunk knows how many came before it.
 import { loadedKernels } from '../kernels';
-import { clearSignsResident, countEqualResident, histogramResident, keepInCutResident } from '../kernels/merge';
+import { clearSignsResident, countEqualResident, deltaCountEqualResident, deltaHistogramResident, histogramResident, keepInCutResident } from '../kernels/merge';
 import { SUM_BLOCK } from './exact';
 import type { ChunkData, Found, Stage, TensorView } from './methods/types';
 
 export type CutOrder = 'asc' | 'desc';
+
+/**
+ * What keysOf computes, when the kernels know it too: with 'delta-magnitudes' (key i is the bits
+ * of |models[i] - base|), they compute the keys in registers instead of reading keysOf's arrays.
+ * keysOf stays the reference either way.
+ */
+export type KeyForm = 'any' | 'delta-magnitudes';
 
 export interface CutRequest {
   /** Which key array (from keysOf) the cut ranks. */
@@ -66,20 +73,32 @@ export function rankCutStages(
   id: string,
   keysOf: (t: TensorView, found: Found, chunk: ChunkData) => Uint32Array[],
   cutsOf: (t: TensorView, found: Found) => CutRequest[],
+  form: KeyForm = 'any',
 ): (t: TensorView, found: Found) => Stage | null {
   const hiId = `${id}.hi`;
   const loId = `${id}.lo`;
   const eqId = `${id}.eq`;
+  /** keysOf, computed when first needed (the fused kernels need no keys). */
+  const lazyKeys = (t: TensorView, found: Found, chunk: ChunkData) => {
+    let keys: Uint32Array[] | undefined;
+    return () => (keys ??= keysOf(t, found, chunk));
+  };
+  /** The chunk's kernel memory when the kernels may compute the keys themselves from its inputs. */
+  const fusedWork = (chunk: ChunkData) => (form === 'delta-magnitudes' && chunk.base ? chunk.work : undefined);
 
   const hiStage: Stage<HiPartial> = {
     id: hiId,
     map(t, found, chunk) {
-      const keys = keysOf(t, found, chunk);
-      const hist = keys.map((k, i) => {
+      const keys = lazyKeys(t, found, chunk);
+      const fused = fusedWork(chunk);
+      const hist = Array.from({ length: fused ? chunk.models.length : keys().length }, (_, i) => {
+        // With kernel memory, one set of counters takes every chunk of the task.
         const counters = chunk.work?.counters(`${hiId}:${i}`, BUCKETS);
-        if (counters && histogramResident(chunk.work!.kernels, k, counters)) return counters;
-        const h = new Uint32Array(BUCKETS);
-        for (let i = 0; i < k.length; i++) h[k[i] >>> 16]++;
+        const h = counters ?? new Uint32Array(BUCKETS);
+        if (counters && fused && deltaHistogramResident(fused.kernels, chunk.models[i], chunk.base!, counters)) return h;
+        if (counters && histogramResident(chunk.work!.kernels, keys()[i], counters)) return h;
+        const k = keys()[i];
+        for (let e = 0; e < k.length; e++) h[k[e] >>> 16]++;
         return h;
       });
       return { hist };
@@ -107,15 +126,17 @@ export function rankCutStages(
   const loStage: Stage<HiPartial> = {
     id: loId,
     map(t, found, chunk) {
-      const keys = keysOf(t, found, chunk);
+      const keys = lazyKeys(t, found, chunk);
+      const fused = fusedWork(chunk);
       const his = found[hiId] as HiFound[];
       const hist = cutsOf(t, found).map((cut, c) => {
         if (his[c].all || his[c].none) return new Uint32Array(BUCKETS);
-        const k = keys[cut.key];
         const bucket = his[c].bucket;
         const counters = chunk.work?.counters(`${loId}:${c}`, BUCKETS);
-        if (counters && histogramResident(chunk.work!.kernels, k, counters, bucket)) return counters;
-        const h = new Uint32Array(BUCKETS);
+        const h = counters ?? new Uint32Array(BUCKETS);
+        if (counters && fused && deltaHistogramResident(fused.kernels, chunk.models[cut.key], chunk.base!, counters, bucket)) return h;
+        if (counters && histogramResident(chunk.work!.kernels, keys()[cut.key], counters, bucket)) return h;
+        const k = keys()[cut.key];
         for (let i = 0; i < k.length; i++) if (k[i] >>> 16 === bucket) h[k[i] & 0xffff]++;
         return h;
       });
@@ -139,15 +160,17 @@ export function rankCutStages(
   const eqStage: Stage<EqPartial> = {
     id: eqId,
     map(t, found, chunk) {
-      const keys = keysOf(t, found, chunk);
+      const keys = lazyKeys(t, found, chunk);
+      const fused = fusedWork(chunk);
       const los = found[loId] as LoFound[];
       const blocks = Math.ceil(chunk.count / SUM_BLOCK);
       const counts = cutsOf(t, found).map((cut, c) => {
         if (!partialTie(los[c])) return new Uint32Array(blocks);
-        const k = keys[cut.key];
         const threshold = los[c].threshold;
-        const counted = kernelCounts(chunk, blocks, (kernels, counts) => countEqualResident(kernels, k, threshold, SUM_BLOCK, counts));
+        const counted = kernelCounts(chunk, blocks, (kernels, counts) =>
+          fused ? deltaCountEqualResident(kernels, chunk.models[cut.key], chunk.base!, threshold, SUM_BLOCK, counts) : countEqualResident(kernels, keys()[cut.key], threshold, SUM_BLOCK, counts));
         if (counted) return counted;
+        const k = keys()[cut.key];
         const out = new Uint32Array(blocks);
         for (let i = 0; i < k.length; i++) if (k[i] === threshold) out[(i / SUM_BLOCK) | 0]++;
         return out;

@@ -187,6 +187,7 @@ function makeKernel(f: Family): MergeMethod['kernel'] {
     'cuts',
     (_t, _found, chunk) => deltasOf(chunk, 'keys').map(magnitudeKeys),
     (t) => cutsFor(f, t),
+    'delta-magnitudes',
   );
   const rescale = rescaleStage(f);
   return {
