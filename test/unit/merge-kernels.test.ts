@@ -17,6 +17,7 @@ import { executeMerge, findMethod, mergeTasks, parseRecipe, planMerge } from '..
 import type { ChunkData, Found, ParamValues, TensorView } from '../../src/core/merge/methods/types';
 import { keepInCut, projectForChunk, type RankCut } from '../../src/core/merge/select';
 import { encodeFromFloat32 } from '../../src/core/safetensors';
+import { prng } from '../../src/core/sampling';
 import { writeTinyFamily } from '../support/tinyModels';
 import { tempDir } from './helpers';
 
@@ -25,16 +26,10 @@ const kernels = (): Kernels => {
   return wasmKernels()!;
 };
 
-/** Deterministic 32-bit random numbers (mulberry32). */
+/** Deterministic 32-bit random numbers: the sampler's mulberry32, scaled back to integers. */
 function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
+  const next = prng(seed);
+  return () => next() * 4294967296;
 }
 
 const SPECIALS = [0, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00000, 0xffc00001, 0x00000001, 0x807fffff, 0x00400000, 0x7f7fffff, 0xff7fffff];
