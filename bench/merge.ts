@@ -173,7 +173,7 @@ function findTorchPython(): { python?: string; version?: string; tried: string[]
   const tried: string[] = [];
   for (const python of [...new Set(candidates)]) {
     try {
-      const version = execFileSync(python, ['-c', 'import torch; print(torch.__version__, torch.get_num_threads())'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+      const version = execFileSync(python, ['-c', 'import os, torch; torch.set_num_threads(os.cpu_count() or 1); print(torch.__version__, torch.get_num_threads())'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
       return { python, version, tried };
     } catch {
       tried.push(python);
@@ -282,7 +282,7 @@ async function main(): Promise<void> {
         note(`${method}: Graft's output and torch's differ in ${d.differ.toLocaleString('en-US')} of ${d.total.toLocaleString('en-US')} elements`);
       }
     }
-    note(torch.python ? `torch ${torch.version} (version, threads) via ${torch.python}` : `torch reference not run: no python3 importing torch (tried ${torch.tried.join(', ')}); set GRAFT_BENCH_PYTHON`);
+    note(torch.python ? `torch ${torch.version} (version, threads as the script sets them) via ${torch.python}; torch.topk breaks magnitude ties in no specified order, Graft (like a stable sort) by index, so TIES outputs differ where ties straddle the cut` : `torch reference not run: no python3 importing torch (tried ${torch.tried.join(', ')}); set GRAFT_BENCH_PYTHON`);
     note(machineLine());
     console.log(`wrote ${writeResults('merge', { header, rows, notes, inputBytes, repeats: REPEATS }, startLoad)}`);
   } finally {
