@@ -41,8 +41,17 @@ describe('lineage sidebar', function () {
     const probe = requireProbe(this);
     await api();
     await vscode.commands.executeCommand('graft.lineage.focus');
-    const rows = await probe.workbench('.pane-body .monaco-list-row', { attribute: 'aria-label', minCount: 10, timeoutMs: 20_000 });
-    const levels = await probe.workbench('.pane-body .monaco-list-row', { attribute: 'aria-level' });
+    // Labels and levels are two reads of a list that may re-render in between (a rescan after an
+    // earlier suite wrote models): read both until they describe the same rows.
+    let rows = await probe.workbench('.pane-body .monaco-list-row', { attribute: 'aria-label', minCount: 10, timeoutMs: 20_000 });
+    let levels = await probe.workbench('.pane-body .monaco-list-row', { attribute: 'aria-level' });
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      const again = await probe.workbench('.pane-body .monaco-list-row', { attribute: 'aria-label' });
+      if (again.attributes.length === levels.attributes.length && again.attributes.join('\n') === rows.attributes.join('\n')) break;
+      rows = again;
+      levels = await probe.workbench('.pane-body .monaco-list-row', { attribute: 'aria-level' });
+    }
     console.log(`[graft] sidebar rows:\n${rows.attributes.map((l, i) => `  ${'  '.repeat(Number(levels.attributes[i]) - 1)}${l}`).join('\n')}`);
     // Earlier suites may have expanded rows; link rows ("listed under …") point elsewhere.
     const levelOf = (name: string) => Number(levels.attributes[rows.attributes.findIndex((l) => l?.startsWith(`${name} `) && !l.includes('listed under'))]);
