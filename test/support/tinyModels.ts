@@ -75,6 +75,11 @@ export async function writeTinyModel(dir: string, spec: TinyModelSpec, values: M
   } else {
     await writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
   }
+  await writeTinyConfig(dir, spec);
+}
+
+/** The config.json of a llama-like model of `spec`. */
+export async function writeTinyConfig(dir: string, spec: TinyModelSpec): Promise<void> {
   const config = {
     architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: spec.hidden, intermediate_size: spec.intermediate,
     num_hidden_layers: spec.layers, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: spec.vocab,
