@@ -9,18 +9,9 @@ import type { GraftApi } from '../../../src/extension/main';
 import { writeDemoWorkspace } from '../../support/demo-workspace';
 import { requireProbe } from '../probe';
 import { testLayout } from '../workspace';
+import { waitFor } from '../wait';
 
 const EXTENSION_ID = 'graft-tools.graft';
-
-async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 describe('Restricted Mode', function () {
   this.timeout(180_000);

@@ -14,6 +14,7 @@ import type { FinishedMerge } from '../../../src/extension/surgery/mergeRunner';
 import { writeDemoWorkspace } from '../../support/demo-workspace';
 import { requireProbe } from '../probe';
 import { testLayout } from '../workspace';
+import { waitFor } from '../wait';
 
 const EXTENSION_ID = 'graft-tools.graft';
 const MERGE_TIMEOUT_MS = 90_000;
@@ -21,17 +22,6 @@ const MERGE_TIMEOUT_MS = 90_000;
 async function api(): Promise<GraftApi> {
   const extension = vscode.extensions.getExtension<GraftApi>(EXTENSION_ID)!;
   return extension.activate();
-}
-
-/** Polls `probe` until it returns a truthy value; fails with `what` after the timeout. */
-async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 /** The same recipe through the CLI (dist/cli.js), into `out`. */
