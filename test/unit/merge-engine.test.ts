@@ -93,6 +93,7 @@ const SPLIT_RECIPES: Record<string, string> = {
   sce: 'merge_method: sce\nbase_model: base\nparameters: {select_topk: 0.5}\nmodels: [ft1, ft2, ft3]\n',
   pcb: 'merge_method: pcb\nbase_model: base\nparameters: {density: 0.5}\nmodels: [ft1, ft2]\n',
   nuslerp_rows: 'merge_method: nuslerp\nparameters: {nuslerp_flatten: false}\nmodels:\n  - model: ft1\n    parameters: {weight: 1}\n  - model: ft2\n    parameters: {weight: 2}\n',
+  nuslerp_columns: 'merge_method: nuslerp\nbase_model: base\nparameters: {nuslerp_flatten: false, nuslerp_row_wise: true}\nmodels:\n  - model: ft1\n    parameters: {weight: 0.4}\n  - model: ft2\n    parameters: {weight: 0.7}\n',
   two_stages: 'name: soup\nmerge_method: ties\nbase_model: base\nparameters: {density: 0.5, weight: 1}\nmodels: [ft1, ft2]\n---\nname: final\nmerge_method: slerp\nbase_model: base\nparameters: {t: 0.5}\nmodels: [soup]\n',
 };
 

@@ -145,6 +145,26 @@ test('nuslerp: t from the weights, of task vectors when there is a base, per row
   close(run('nuslerp', { models: [[1, 0, 1, 0], [2, 0, 0, 1]], shape: [2, 2], perModel: [{ weight: 1 }, { weight: 1 }], globals: { nuslerp_flatten: false } }), [1.5, 0, Math.SQRT1_2, Math.SQRT1_2]);
 });
 
+test('nuslerp_row_wise: each column interpolates separately (mergekit dim 0), like rows of the transpose', () => {
+  const columns = { nuslerp_flatten: false, nuslerp_row_wise: true };
+  // Column 0 is (1, 0) and (0, 1), column 1 is (2, 0) and (0, 3): both pairs orthogonal.
+  close(run('nuslerp', { models: [[1, 2, 0, 0], [0, 0, 1, 3]], shape: [2, 2], perModel: [{ weight: 1 }, { weight: 1 }], globals: columns }),
+    [Math.SQRT1_2, 2 * Math.SQRT1_2, Math.SQRT1_2, 3 * Math.SQRT1_2]);
+  // Against rows of the transposed tensors, with a base and uneven weights.
+  const rows = 5;
+  const cols = 3;
+  const random = (seed: number) => Array.from({ length: rows * cols }, (_, i) => Math.fround(Math.sin(seed * 12.9898 + i * 78.233) * 2));
+  const transpose = (m: number[]) => Array.from({ length: rows * cols }, (_, i) => m[(i % rows) * cols + Math.floor(i / rows)]);
+  const [base, a, b] = [random(1), random(2), random(3)];
+  const perModel = [{ weight: 0.3 }, { weight: 0.9 }];
+  const byColumns = run('nuslerp', { base, models: [a, b], shape: [rows, cols], perModel, globals: columns });
+  const byRowsOfTranspose = run('nuslerp', { base: transpose(base), models: [transpose(a), transpose(b)], shape: [cols, rows], perModel, globals: { nuslerp_flatten: false } });
+  const back = Array.from({ length: rows * cols }, (_, i) => byRowsOfTranspose[(i % cols) * rows + Math.floor(i / cols)]);
+  close(byColumns, back, 1e-6);
+  // A vector has one column: the whole vector, as with flattening.
+  close(run('nuslerp', { models: [a.slice(0, 4), b.slice(0, 4)], perModel, globals: columns }), run('nuslerp', { models: [a.slice(0, 4), b.slice(0, 4)], perModel }), 1e-6);
+});
+
 test('multislerp and karcher: orthogonal unit vectors average to the diagonal on the sphere', () => {
   close(run('multislerp', { models: [[1, 0], [0, 1]], perModel: [{ weight: 1 }, { weight: 1 }] }), [Math.SQRT1_2, Math.SQRT1_2]);
   close(run('karcher', { models: [[1, 0], [0, 1]] }), [Math.SQRT1_2, Math.SQRT1_2], 1e-5);

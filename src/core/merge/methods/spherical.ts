@@ -1,9 +1,9 @@
 // Interpolation on the sphere: slerp, nuslerp, multislerp and the Karcher mean. Each needs only the
-// norms and pairwise dot products of its inputs (one exact Gram pass over the tensor, or per row
-// for nuslerp without flattening); every vector these methods build is a combination of the
+// norms and pairwise dot products of its inputs (one exact Gram pass over the tensor, or per row or
+// column for nuslerp without flattening); every vector these methods build is a combination of the
 // inputs, so they are computed as coefficients in float64 and applied in one element pass.
-import { applyCombination, bool, gramDot, gramStage, num, WEIGHT, type GramSpace } from './shared';
-import type { ChunkData, Found, MergeMethod, Stage, TensorView } from './types';
+import { applyCombination, bool, deltasOf, f32, gramDot, gramStage, num, WEIGHT, type GramSpace } from './shared';
+import type { ChunkData, Found, MergeMethod, ParamValues, Stage, TensorView } from './types';
 
 const modelsGram = gramStage('gram', 'models');
 const deltasGram = gramStage('gram', 'deltas');
@@ -81,31 +81,148 @@ function rowCoefficients(chunk: ChunkData, rowLength: number, row: number, space
   return nuslerpCoefficients(t, [[aa, ab], [ab, bb]]);
 }
 
+/**
+ * nuslerp_row_wise (mergekit's dim 0): the vectors are the tensor's columns, element e belongs to
+ * vector e mod (numel / shape[0]). Their norms and dot products are strided over the whole tensor,
+ * so they are accumulated per column in a fixed-point grid: one stage finds the largest magnitude,
+ * which fixes a power-of-two grid where every column sum is an integer below 2^53. Integer sums in
+ * float64 are exact in any order, so the result does not depend on how the tensor was split.
+ */
+function columnCount(t: TensorView): number {
+  return t.shape.length > 1 ? t.numel / t.shape[0] : 1;
+}
+
+function columnVectors(chunk: ChunkData, space: GramSpace): Float32Array[] {
+  return space === 'deltas' ? deltasOf(chunk, 'nuslerp') : chunk.models;
+}
+
+const columnScale: Stage<number[]> = {
+  id: 'columnScale',
+  map(t, _found, chunk) {
+    const space: GramSpace = t.hasBase ? 'deltas' : 'models';
+    // Math.max keeps a NaN, so a NaN input makes every later sum NaN, as it would in torch.
+    return columnVectors(chunk, space).map((v) => {
+      let m = 0;
+      for (let e = 0; e < chunk.count; e++) m = Math.max(m, Math.abs(v[e]));
+      return m;
+    });
+  },
+  merge: (a, b) => a.map((x, i) => Math.max(x, b[i])),
+  finalize: (p) => p,
+};
+
+/** The grid step for sums of `rows` products each at most `bound`: a power of two keeping them below 2^52. */
+function gridStep(bound: number, rows: number): number {
+  if (!(bound > 0) || !Number.isFinite(bound)) return 1;
+  return 2 ** (Math.ceil(Math.log2(bound * rows)) - 51);
+}
+
+function columnSteps(t: TensorView, found: Found): [number, number, number] {
+  const [ma, mb] = found.columnScale as number[];
+  const rows = t.numel / columnCount(t);
+  return [gridStep(ma * ma, rows), gridStep(ma * mb, rows), gridStep(mb * mb, rows)];
+}
+
+const columnGram: Stage<Float64Array> = {
+  id: 'columnGram',
+  map(t, found, chunk) {
+    const inner = columnCount(t);
+    const [a, b] = columnVectors(chunk, t.hasBase ? 'deltas' : 'models');
+    const [saa, sab, sbb] = columnSteps(t, found);
+    const sums = new Float64Array(3 * inner);
+    let c = chunk.start % inner;
+    for (let e = 0; e < chunk.count; e++) {
+      const x = a[e];
+      const y = b[e];
+      sums[3 * c] += Math.round((x * x) / saa);
+      sums[3 * c + 1] += Math.round((x * y) / sab);
+      sums[3 * c + 2] += Math.round((y * y) / sbb);
+      if (++c === inner) c = 0;
+    }
+    return sums;
+  },
+  merge(a, b) {
+    const sum = new Float64Array(a.length);
+    for (let i = 0; i < a.length; i++) sum[i] = a[i] + b[i];
+    return sum;
+  },
+  /** Per column, its two nuslerp coefficients. */
+  finalize(sums, t, found) {
+    const inner = columnCount(t);
+    const [saa, sab, sbb] = columnSteps(t, found);
+    const tt = nuslerpT(t);
+    const coefficients = new Float64Array(2 * inner);
+    for (let c = 0; c < inner; c++) {
+      const ab = sums[3 * c + 1] * sab;
+      const [c0, c1] = nuslerpCoefficients(tt, [[sums[3 * c] * saa, ab], [ab, sums[3 * c + 2] * sbb]]);
+      coefficients[2 * c] = c0;
+      coefficients[2 * c + 1] = c1;
+    }
+    return coefficients;
+  },
+};
+
+function applyColumns(t: TensorView, coefficients: Float64Array, chunk: ChunkData, out: Float32Array): void {
+  const inner = columnCount(t);
+  const [m0, m1] = chunk.models;
+  const base = t.hasBase ? chunk.base! : undefined;
+  let c = chunk.start % inner;
+  // The same operations, in the same order, as applyCombination with this column's coefficients.
+  for (let e = 0; e < chunk.count; e++) {
+    const c0 = coefficients[2 * c];
+    const c1 = coefficients[2 * c + 1];
+    let s = 0;
+    if (base) {
+      const b = base[e];
+      s += c0 * f32(m0[e] - b);
+      s += c1 * f32(m1[e] - b);
+      out[e] = s + b;
+    } else {
+      s += c0 * m0[e];
+      s += c1 * m1[e];
+      out[e] = s;
+    }
+    if (++c === inner) c = 0;
+  }
+}
+
+type NuslerpMode = 'flat' | 'rows' | 'columns';
+
+function nuslerpMode(globals: ParamValues): NuslerpMode {
+  if (globals.nuslerp_flatten !== false) return 'flat';
+  return globals.nuslerp_row_wise === true ? 'columns' : 'rows';
+}
+
 export const nuslerp: MergeMethod = {
   name: 'nuslerp',
-  summary: 'Slerp with per-model weights (t = w2 / (w1 + w2)), optionally of task vectors over a base and per row instead of over the whole tensor.',
+  summary: 'Slerp with per-model weights (t = w2 / (w1 + w2)), optionally of task vectors over a base, and per row or per column instead of over the whole tensor.',
   base: 'optional',
   minModels: 2,
   maxModels: 2,
   parameters: [
-    { name: 'nuslerp_flatten', kind: 'boolean', default: true, doc: 'Treat each tensor as one vector (true) or interpolate each row separately (false).' },
-    { name: 'nuslerp_row_wise', kind: 'boolean', default: false, doc: 'With nuslerp_flatten: false, interpolate columns instead of rows (not supported by Graft yet).' },
+    { name: 'nuslerp_flatten', kind: 'boolean', default: true, doc: 'Treat each tensor as one vector (true) or interpolate each row (or column) separately (false).' },
+    { name: 'nuslerp_row_wise', kind: 'boolean', default: false, doc: 'With nuslerp_flatten: false, interpolate the vectors along the first dimension (columns of a matrix) instead of rows.' },
   ],
   tensorParameters: [WEIGHT],
-  rowWise: (globals) => globals.nuslerp_flatten === false,
-  check: (t) => (!bool(t.globals, 'nuslerp_flatten') && bool(t.globals, 'nuslerp_row_wise')
-    ? 'nuslerp_row_wise (column-wise interpolation) is not supported by Graft yet; use nuslerp_flatten: true or row-wise rows (nuslerp_row_wise: false).'
-    : undefined),
+  rowWise: (globals) => nuslerpMode(globals) === 'rows',
   kernel: {
     nextStage(t, found) {
-      if (!bool(t.globals, 'nuslerp_flatten')) return null;
-      return gramNext(t.hasBase ? 'deltas' : 'models')(t, found);
+      switch (nuslerpMode(t.globals)) {
+        case 'flat': return gramNext(t.hasBase ? 'deltas' : 'models')(t, found);
+        case 'rows': return null;
+        case 'columns': return !found.columnScale ? columnScale : !found.columnGram ? columnGram : null;
+      }
     },
     apply(t, found, chunk, out) {
       const space: GramSpace = t.hasBase ? 'deltas' : 'models';
       const tt = nuslerpT(t);
-      if (bool(t.globals, 'nuslerp_flatten')) {
+      const mode = nuslerpMode(t.globals);
+      if (mode === 'flat') {
         applyCombination(chunk, nuslerpCoefficients(tt, found.gram as number[][]), space, out);
+        return;
+      }
+      if (mode === 'columns') {
+        applyColumns(t, found.columnGram as Float64Array, chunk, out);
         return;
       }
       const row = t.rowLength;
