@@ -170,6 +170,25 @@ function makeHandlers(page, resultsDir, onFinish, finalName) {
       }), timeoutMs + 1000, `clicking ${selector}`);
       return { clicked: true };
     },
+    '/drag': async (body) => {
+      // A real pointer drag: press at the element's centre, move by (dx, dy) in steps, release.
+      const timeoutMs = timeoutOf(body);
+      const selector = requireString(body, 'selector');
+      const frame = await waitForFrame(page, requireString(body, 'view'), timeoutMs);
+      const box = await pageSide(frame.locator(selector).first().boundingBox({ timeout: timeoutMs }), timeoutMs + 1000, `finding ${selector}`);
+      if (!box) throw new RequestError(422, `${selector} is not visible`);
+      const x = box.x + box.width / 2;
+      const y = box.y + box.height / 2;
+      const dx = Number(body.dx ?? 0);
+      const dy = Number(body.dy ?? 0);
+      await pageSide((async () => {
+        await page.mouse.move(x, y);
+        await page.mouse.down();
+        await page.mouse.move(x + dx, y + dy, { steps: 5 });
+        await page.mouse.up();
+      })(), timeoutMs, `dragging ${selector}`);
+      return { dragged: true };
+    },
     '/press': async (body) => {
       await pageSide(page.keyboard.press(requireString(body, 'key')), timeoutOf(body), 'pressing a key');
       return { pressed: true };

@@ -69,6 +69,11 @@ export class ProbeClient {
     await this.post('/click', { view, selector, ...options }, options.timeoutMs);
   }
 
+  /** A real pointer drag of the first element matching `selector` by (dx, dy) pixels. */
+  async drag(view: ProbeView, selector: string, offset: { dx?: number; dy?: number }, options: { timeoutMs?: number } = {}): Promise<void> {
+    await this.post('/drag', { view, selector, ...offset, ...options }, options.timeoutMs);
+  }
+
   /** Presses a key (playwright names: 'Enter', 'ArrowDown', 'Control+Shift+P') in the focused element. */
   async press(key: string): Promise<void> {
     await this.post('/press', { key });

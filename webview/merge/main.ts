@@ -129,11 +129,11 @@ function changed(): void {
 
 function updateActions(): void {
   const method = currentMethod();
-  const count = form.models.length;
   const problems: string[] = [];
+  const count = form.models.length + (method?.baseCounts && form.base ? 1 : 0);
   if (!method) problems.push('Choose a method.');
   else {
-    if (count < method.minModels) problems.push(`${method.name} needs at least ${method.minModels} model${method.minModels === 1 ? '' : 's'}.`);
+    if (count < method.minModels) problems.push(`${method.name} needs at least ${method.minModels} model${method.minModels === 1 ? '' : 's'}${method.baseCounts ? ' (the base counts as one)' : ''}.`);
     if (method.maxModels !== undefined && count > method.maxModels) problems.push(`${method.name} takes at most ${method.maxModels} model${method.maxModels === 1 ? '' : 's'}.`);
     if (method.base === 'required' && !form.base) problems.push(`${method.name} needs a base model.`);
     if (method.target && !form.target) problems.push('Choose the new base (target model).');
@@ -286,34 +286,100 @@ function paramInput(def: ParamView, target: Record<string, ParamScalar | number[
       } else if (parts.length === 1) target[def.name] = parts[0];
       else {
         target[def.name] = parts;
-        curve.append(gradientCurve(parts));
+        curve.append(gradientEditor(parts, def, label, dragged));
       }
     }
     field.classList.toggle('invalid', invalid.has(key));
     changed();
   };
+  // A drag edits the values in place: the text follows, the editor is not rebuilt under the pointer.
+  const dragged = (values: number[]) => {
+    (field as unknown as { value: string }).value = values.join(', ');
+    target[def.name] = values.slice();
+    changed();
+  };
   field.addEventListener('input', apply);
-  if (Array.isArray(current)) curve.append(gradientCurve(current));
+  if (Array.isArray(current)) curve.append(gradientEditor(current.slice(), def, label, dragged));
   wrap.append(caption, field, curve, error);
   return wrap;
 }
 
-/** A gradient's values over the layers as a small line. */
-function gradientCurve(values: number[]): SVGSVGElement {
-  const width = 64;
-  const height = 18;
-  const min = Math.min(...values);
-  const span = Math.max(...values) - min || 1;
-  const points = values.map((v, i) => `${((i / (values.length - 1)) * (width - 2) + 1).toFixed(1)},${(height - 1 - ((v - min) / span) * (height - 2)).toFixed(1)}`).join(' ');
-  const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/**
+ * A gradient's values over the layers as a line with one handle per value: drag a handle, or focus
+ * it and use the arrow keys (Shift for larger steps, Home/End for the ends of the range). The
+ * vertical range is the parameter's declared bounds, else 0 to 1 widened to the values.
+ */
+function gradientEditor(values: number[], def: ParamView, label: string, onChange: (values: number[]) => void): SVGSVGElement {
+  const width = 132;
+  const height = 40;
+  const pad = 5;
+  const lo = def.min ?? Math.min(0, ...values);
+  const hi = def.max ?? Math.max(1, ...values);
+  const span = hi - lo || 1;
+  const x = (i: number) => pad + (i / (values.length - 1)) * (width - 2 * pad);
+  const y = (v: number) => height - pad - ((v - lo) / span) * (height - 2 * pad);
+  const clamp = (v: number) => Math.min(hi, Math.max(lo, Math.round(v * 1000) / 1000));
+  const svg = document.createElementNS(SVG_NS, 'svg');
   svg.setAttribute('width', String(width));
   svg.setAttribute('height', String(height));
-  svg.setAttribute('role', 'img');
-  svg.setAttribute('aria-label', `gradient ${values.join(', ')} over the layers`);
-  const line = document.createElementNS('http://www.w3.org/2000/svg', 'polyline');
-  line.setAttribute('points', points);
+  svg.setAttribute('class', 'gradient-editor');
+  svg.setAttribute('role', 'group');
+  svg.setAttribute('aria-label', `${label}: gradient over the layers`);
+  const line = document.createElementNS(SVG_NS, 'polyline');
   line.setAttribute('class', 'curve-line');
   svg.append(line);
+  const handles = values.map((_, i) => {
+    const handle = document.createElementNS(SVG_NS, 'circle');
+    handle.setAttribute('r', '4');
+    handle.setAttribute('class', 'curve-handle');
+    handle.setAttribute('tabindex', '0');
+    handle.setAttribute('role', 'slider');
+    handle.setAttribute('aria-label', `${label}, point ${i + 1} of ${values.length}`);
+    handle.setAttribute('aria-valuemin', String(lo));
+    handle.setAttribute('aria-valuemax', String(hi));
+    handle.dataset.index = String(i);
+    svg.append(handle);
+    return handle;
+  });
+  const draw = () => {
+    line.setAttribute('points', values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(' '));
+    handles.forEach((handle, i) => {
+      handle.setAttribute('cx', x(i).toFixed(1));
+      handle.setAttribute('cy', y(values[i]).toFixed(1));
+      handle.setAttribute('aria-valuenow', String(values[i]));
+      handle.setAttribute('aria-valuetext', String(values[i]));
+    });
+  };
+  const set = (i: number, v: number) => {
+    const next = clamp(v);
+    if (next === values[i]) return;
+    values[i] = next;
+    draw();
+    onChange(values);
+  };
+  handles.forEach((handle, i) => {
+    handle.addEventListener('pointerdown', (event) => {
+      handle.setPointerCapture(event.pointerId);
+      // preventDefault keeps text from being selected, but also the focus a press gives: give it back.
+      event.preventDefault();
+      handle.focus();
+    });
+    handle.addEventListener('pointermove', (event) => {
+      if (!handle.hasPointerCapture(event.pointerId)) return;
+      const box = svg.getBoundingClientRect();
+      set(i, lo + ((height - pad - (event.clientY - box.top)) / (height - 2 * pad)) * span);
+    });
+    handle.addEventListener('keydown', (event) => {
+      const step = (event.shiftKey ? 0.1 : 0.01) * span;
+      const moves: Record<string, number> = { ArrowUp: values[i] + step, ArrowRight: values[i] + step, ArrowDown: values[i] - step, ArrowLeft: values[i] - step, Home: lo, End: hi };
+      if (!(event.key in moves)) return;
+      event.preventDefault();
+      set(i, moves[event.key]);
+    });
+  });
+  draw();
   return svg;
 }
 

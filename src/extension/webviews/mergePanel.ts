@@ -38,7 +38,7 @@ function paramView(def: ParamDef): ParamView {
 
 function methodViews(): MethodView[] {
   return MERGE_METHODS.map((m) => ({
-    name: m.name, summary: m.summary, base: m.base, target: m.target === 'required', minModels: m.minModels, maxModels: m.maxModels,
+    name: m.name, summary: m.summary, base: m.base, target: m.target === 'required', minModels: m.minModels, maxModels: m.maxModels, baseCounts: m.baseAsFirstModel === true,
     parameters: m.parameters.map(paramView), tensorParameters: m.tensorParameters.map(paramView),
   }));
 }

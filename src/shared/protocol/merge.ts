@@ -22,6 +22,8 @@ export interface MethodView {
   target: boolean;
   minModels: number;
   maxModels?: number;
+  /** slerp: a chosen base is the first of the interpolated models and counts towards min/max. */
+  baseCounts: boolean;
   parameters: ParamView[];
   tensorParameters: ParamView[];
 }

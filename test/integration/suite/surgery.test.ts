@@ -209,6 +209,37 @@ describe('model surgery', function () {
     await probe.screenshot('surgery-merge-done');
   });
 
+  it('the merge panel: a gradient is edited by dragging its points and with the arrow keys', async function () {
+    const probe = requireProbe(this);
+    await vscode.commands.executeCommand('graft.mergeModels', {
+      method: 'slerp',
+      models: [{ path: models.chat, parameters: {} }],
+      base: models.base,
+      parameters: { t: [0, 0.5, 1] },
+      dtype: 'float32',
+      out: path.join(demo, 'merges', 'panel-gradient'),
+    });
+    const handle = (i: number) => `.param[data-param="t"] .curve-handle[data-index="${i}"]`;
+    const handles = await probe.query('merge', '.param[data-param="t"] .curve-handle', { attribute: 'aria-valuenow', minCount: 3, timeoutMs: 20_000 });
+    assert.deepEqual(handles.attributes, ['0', '0.5', '1']);
+    const text = () => probe.evaluate<string>('merge', 'document.querySelector(\'.param[data-param="t"] vscode-text-field\').value');
+    // Down by a third of the 30-pixel range: the middle point moves from 0.5 to about 0.17.
+    await probe.drag('merge', handle(1), { dy: 10 });
+    const dragged = (await text()).split(',').map(Number);
+    assert.equal(dragged.length, 3);
+    assert.ok(dragged[1] > 0.05 && dragged[1] < 0.3, `after the drag: ${dragged.join(', ')}`);
+    assert.deepEqual([dragged[0], dragged[2]], [0, 1], 'the other points stay');
+    await probe.click('merge', handle(2));
+    await probe.press('Shift+ArrowDown');
+    assert.deepEqual((await text()).split(',').map(Number), [0, dragged[1], 0.9]);
+    // The form holds the edited values: the plan takes them without complaint.
+    await probe.query('merge', '#plan-button:not([disabled])', { timeoutMs: 20_000 });
+    await probe.click('merge', '#plan-button');
+    const summary = await probe.query('merge', '.plan-summary', { attribute: 'data-tensors', timeoutMs: 30_000 });
+    await probe.screenshot('surgery-merge-gradient');
+    assert.equal(summary.count, 1);
+  });
+
   it('"Merge Adapter into Base" on the demo adapter writes the merged model', async () => {
     const out = path.join(demo, 'merges', 'chat-lora-merged');
     const finished = await vscode.commands.executeCommand<FinishedMerge | undefined>('graft.mergeAdapter', vscode.Uri.file(models.adapter), out);
