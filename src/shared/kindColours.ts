@@ -15,6 +15,7 @@ export const KIND_COLOURS: Readonly<Record<NodeKind, KindColour>> = {
   merge: { themeColour: 'charts.purple', fallback: '#b180d7' },
   quantized: { themeColour: 'charts.red', fallback: '#f14c4c' },
   checkpoint: { themeColour: 'charts.yellow', fallback: '#cca700' },
+  patch: { themeColour: 'terminal.ansiCyan', fallback: '#29b8db' },
   external: { themeColour: 'descriptionForeground', fallback: '#8b949e' },
 };
 

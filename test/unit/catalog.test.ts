@@ -290,3 +290,39 @@ test('a scan stops with CancelledError when its signal is aborted', async () => 
     },
   }), CancelledError);
 });
+
+test('a Graft patch is an entry of kind "patch" with its metadata\'s facts, also inside a model folder; other safetensors stay files', async () => {
+  const dir = tempDir();
+  try {
+    const patchMetadata = (base: string) => ({
+      format: 'pt', graft_patch: '1', graft_patch_base: base, graft_patch_base_weights: 'b'.repeat(32), graft_patch_source: '../models/ft',
+      graft_patch_source_weights: 's'.repeat(32), graft_patch_tensors: '1', graft_patch_density: '0.5', graft_patch_dtype: 'F32', graft_patch_norms: '{}',
+    });
+    const patches = path.join(dir, 'patches');
+    fs.mkdirSync(patches);
+    await writeSafetensors(path.join(patches, 'ft.safetensors'), [tensor('w', [4, 4], (i) => i / 16)], patchMetadata('../models/base'));
+    await writeSafetensors(path.join(patches, 'plain.safetensors'), [tensor('w', [4, 4], (i) => i)], { format: 'pt', note: 'not a patch' });
+    // A patch saved into a model folder beside its config: the folder's only safetensors file.
+    const folder = path.join(dir, 'with-config');
+    fs.mkdirSync(folder);
+    fs.writeFileSync(path.join(folder, 'config.json'), '{"model_type": "llama"}');
+    fs.writeFileSync(path.join(folder, 'README.md'), '---\nbase_model: org/other\n---\n');
+    await writeSafetensors(path.join(folder, 'delta.safetensors'), [tensor('w', [4, 4], (i) => -i)], patchMetadata('org/base'));
+
+    const catalog = await scanCatalog([dir]);
+    assert.deepEqual(catalog.problems, []);
+    const entries = byRelativePath(catalog, dir);
+    assert.deepEqual([...entries.keys()].sort(), ['patches/ft.safetensors', 'patches/plain.safetensors', 'with-config/delta.safetensors']);
+    const patch = entries.get('patches/ft.safetensors')!;
+    assert.equal(patch.kind, 'patch');
+    assert.deepEqual(patch.patch, { base: '../models/base', baseWeights: 'b'.repeat(32), source: '../models/ft', sourceWeights: 's'.repeat(32), tensors: 1, density: 0.5, dtype: 'F32' });
+    assert.equal(entries.get('patches/plain.safetensors')!.kind, 'file');
+    assert.equal(entries.get('patches/plain.safetensors')!.patch, undefined);
+    const inFolder = entries.get('with-config/delta.safetensors')!;
+    assert.equal(inFolder.kind, 'patch', 'the folder is not a model made of a patch');
+    assert.equal(inFolder.patch?.base, 'org/base');
+    assert.equal(inFolder.card, undefined, 'the folder\'s card does not describe the patch');
+  } finally {
+    fs.rmSync(dir, { recursive: true });
+  }
+});

@@ -3,9 +3,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import test from 'node:test';
 import { CatalogCache, scanCatalog, writeProvenance } from '../../src/core/catalog';
-import { InlineRunner, WorkerPool, type TaskRunner } from '../../src/core/engine/pool';
+import { combineTaskMaps, InlineRunner, WorkerPool, type TaskRunner } from '../../src/core/engine/pool';
 import { GgufValueType, writeGguf } from '../../src/core/gguf';
 import { buildLineage, lineageTasks, type LineageEdge, type LineageGraph } from '../../src/core/lineage';
+import { extractLora, loraTasks } from '../../src/core/lora';
+import { extractPatch, patchTasks } from '../../src/core/patch';
 import { encodeFromFloat32, openCheckpoint, readElements, writeSafetensors } from '../../src/core/safetensors';
 import { readSampledValues, samplePlan } from '../../src/core/sampling';
 import { fixture, tempDir, workerScript } from './helpers';
@@ -305,5 +307,49 @@ test('readSampledValues returns the sampled elements in plan order, whether runs
       await readSampledValues(ref, plan, undefined, out, 3);
       assert.deepEqual(Array.from(out.subarray(3)), expected, `${ref.name} with ${samples} samples`);
     }
+  }
+});
+
+test('a patch is its own kind under its base, with its source noted; an extracted LoRA adapter is an adapter of its base, not a merge of its source', async () => {
+  const dir = tempDir();
+  try {
+    const models = path.join(dir, 'models');
+    for (const name of ['tiny-llama-base', 'tiny-llama-math']) fs.cpSync(path.join(workspace, 'models', name), path.join(models, name), { recursive: true });
+    const [math, base] = await Promise.all([openCheckpoint(path.join(models, 'tiny-llama-math')), openCheckpoint(path.join(models, 'tiny-llama-base'))]);
+    const runner = new InlineRunner(combineTaskMaps(patchTasks, loraTasks));
+    await extractPatch({ runner, model: math, base, out: path.join(dir, 'patches', 'math.safetensors'), graftVersion: 'test' });
+    await extractLora({ runner, model: math, base, out: path.join(dir, 'adapters', 'math-lora'), rank: 2, graftVersion: 'test' });
+
+    for (const infer of [false, true]) {
+      const graph = await lineageOf(dir, infer);
+      const node = (id: string) => graph.nodes.find((n) => n.id === id);
+      const into = (id: string) => graph.edges.filter((e) => e.child === id).map((e) => ({ parent: e.parent, relation: e.relation, source: e.source }));
+      assert.equal(node('patches/math.safetensors')?.kind, 'patch');
+      assert.deepEqual(node('patches/math.safetensors')?.source, { id: 'models/tiny-llama-math', label: 'tiny-llama-math' });
+      assert.deepEqual(into('patches/math.safetensors'), [{ parent: 'models/tiny-llama-base', relation: 'patch', source: 'patch_metadata' }], `infer: ${infer}`);
+      assert.equal(node('adapters/math-lora')?.kind, 'adapter');
+      assert.deepEqual(node('adapters/math-lora')?.source, { id: 'models/tiny-llama-math', label: 'tiny-llama-math' });
+      assert.deepEqual(into('adapters/math-lora'), [{ parent: 'models/tiny-llama-base', relation: 'adapter', source: 'adapter_config' }], `infer: ${infer}`);
+      assert.deepEqual(into('models/tiny-llama-math').map((e) => e.parent), ['models/tiny-llama-base'], 'the fine-tune keeps its own parent');
+      assert.ok(!graph.edges.some((e) => e.parent === 'patches/math.safetensors' || e.parent === 'adapters/math-lora'), 'nothing descends from a patch or an adapter by its differences');
+    }
+
+    // Without adapter_config's base, the provenance alone still makes it an adapter of its base.
+    const config = path.join(dir, 'adapters', 'math-lora', 'adapter_config.json');
+    const json = JSON.parse(fs.readFileSync(config, 'utf8')) as Record<string, unknown>;
+    delete json.base_model_name_or_path;
+    fs.writeFileSync(config, JSON.stringify(json));
+    // A patch whose base and source are nowhere on disk: an external parent, the source a label only.
+    await writeSafetensors(path.join(dir, 'patches', 'far.safetensors'), [{ name: 'w', dtype: 'F32', shape: [2], data: encodeFromFloat32('F32', new Float32Array([1, 2])) }], {
+      format: 'pt', graft_patch: '1', graft_patch_base: 'acme/far-base', graft_patch_base_weights: 'x'.repeat(32), graft_patch_source: '../gone/ft',
+    });
+    const graph = await lineageOf(dir, false);
+    assert.deepEqual(graph.edges.filter((e) => e.child === 'adapters/math-lora').map((e) => [e.parent, e.relation, e.source]), [['models/tiny-llama-base', 'adapter', 'provenance']]);
+    assert.deepEqual(graph.edges.filter((e) => e.child === 'patches/far.safetensors').map((e) => [e.parent, e.relation]), [['hub:acme/far-base', 'patch']]);
+    const far = graph.nodes.find((n) => n.id === 'patches/far.safetensors');
+    assert.deepEqual(far?.source, { label: '../gone/ft' });
+    assert.ok(!graph.nodes.some((n) => n.label === '../gone/ft'), 'a source that is not on disk adds no node');
+  } finally {
+    fs.rmSync(dir, { recursive: true });
   }
 });

@@ -10,6 +10,7 @@ const sourceNames: Record<EdgeSource, string> = {
   mergekit_config: 'mergekit config',
   trainer: 'trainer state',
   provenance: 'provenance record',
+  patch_metadata: 'patch metadata',
   weights: 'inferred from weights',
 };
 
@@ -52,6 +53,7 @@ export function nodeTooltip(node: LineageNode, model: GraphModel): TooltipText {
   const copies = node.locations?.length ?? 0;
   lines.push(copies === 0 ? 'Locations: none on disk (hub only)' : `Locations: ${copies}${copies > 1 ? ' identical copies' : ''}`);
   if (node.card?.license) lines.push(`License: ${node.card.license}`);
+  if (node.source) lines.push(`Difference taken from: ${node.source.id ? (model.nodeById.get(node.source.id)?.label ?? node.source.label) : `${node.source.label} (not found on disk)`}`);
   const parents = model.incoming.get(node.id) ?? [];
   if (parents.length) {
     lines.push(parents.length === 1 ? 'Parent:' : `Parents (${parents.length}):`);

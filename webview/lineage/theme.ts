@@ -6,7 +6,7 @@ import { color, interpolateRgb, rgb, type RGBColor } from 'd3';
 import type { NodeKind } from '../../src/core/lineage/types';
 import { KIND_COLOURS, themeColourVariable } from '../../src/shared/kindColours';
 
-export const kinds: readonly NodeKind[] = ['base', 'finetune', 'adapter', 'merge', 'quantized', 'checkpoint', 'external'];
+export const kinds: readonly NodeKind[] = ['base', 'finetune', 'adapter', 'merge', 'quantized', 'checkpoint', 'patch', 'external'];
 
 const minimumContrast = 4.5;
 const tint = 0.2;

@@ -5,7 +5,8 @@
 // tensor list (names, sizes) of each architecture, which lays fingerprints out.
 import type { CatalogEntry, CatalogProblem, SourceFile } from './types';
 
-export const CATALOG_CACHE_VERSION = 1;
+// 2: Graft patches became their own entry kind (they were "file" entries before).
+export const CATALOG_CACHE_VERSION = 2;
 
 export interface CachedFolder {
   /** The relevant files of the folder when it was read, sorted by path. */

@@ -3,7 +3,7 @@
 import type { GgufHeader, GgufValue } from '../gguf';
 import { parseProvenance, provenanceModelNames } from './provenance';
 import { parsePlainYaml } from './yaml';
-import type { AdapterFacts, ConfigFacts, GgufBaseModel, GgufFacts, MergeFacts, TrainerFacts } from './types';
+import type { AdapterFacts, ConfigFacts, GgufBaseModel, GgufFacts, MergeFacts, PatchFacts, TrainerFacts } from './types';
 
 function parseJsonObject(text: string, file: string): Record<string, unknown> {
   let data: unknown;
@@ -95,6 +95,27 @@ export function parseMergekitFacts(text: string): MergeFacts {
 export function parseProvenanceFacts(text: string): MergeFacts {
   const provenance = parseProvenance(text);
   return compact({ tool: 'graft' as const, method: provenance.method, baseModel: provenance.base, models: provenanceModelNames(provenance), created: provenance.created });
+}
+
+/**
+ * The patch facts of a safetensors `__metadata__` that marks a Graft patch (`graft_patch`, see
+ * src/core/patch/format.ts); undefined for any other checkpoint.
+ */
+export function patchFactsFromMetadata(metadata: Record<string, unknown> | undefined): PatchFacts | undefined {
+  if (!metadata || str(metadata.graft_patch) === undefined) return undefined;
+  const count = (v: unknown) => {
+    const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+    return Number.isFinite(n) ? n : undefined;
+  };
+  return compact({
+    base: str(metadata.graft_patch_base),
+    baseWeights: str(metadata.graft_patch_base_weights),
+    source: str(metadata.graft_patch_source),
+    sourceWeights: str(metadata.graft_patch_source_weights),
+    tensors: count(metadata.graft_patch_tensors),
+    density: count(metadata.graft_patch_density),
+    dtype: str(metadata.graft_patch_dtype),
+  });
 }
 
 export function parseTrainerFacts(text: string, runDir: string): TrainerFacts {

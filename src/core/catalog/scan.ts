@@ -12,7 +12,7 @@ import { openCheckpoint, type CheckpointLayout } from '../safetensors';
 import { CatalogCache, type CachedFolder } from './cache';
 import { parseModelCard } from './card';
 import {
-  checkpointStepFromName, ggufFacts, parseAdapterFacts, parseConfigFacts, parseMergekitFacts, parseProvenanceFacts, parseTrainerFacts,
+  checkpointStepFromName, ggufFacts, parseAdapterFacts, parseConfigFacts, parseMergekitFacts, parseProvenanceFacts, parseTrainerFacts, patchFactsFromMetadata,
 } from './facts';
 import { PROVENANCE_FILE } from './provenance';
 import { isNonModelCacheFolder, repoIdFromCacheFolder } from './hfcache';
@@ -482,6 +482,9 @@ export async function readCatalogFolder(dir: string, folderFiles: FolderFiles): 
         ...(merge ? { merge } : {}),
         ...(trainer ? { trainer } : {}),
       };
+      // A patch in a model's folder is still a patch (a file), not the folder's model.
+      const patch = target.format === 'safetensors' ? patchFactsFromMetadata(weights.metadata) : undefined;
+      if (patch) folderEntry = { path: path.join(dir, target.name), root: dir, kind: 'patch', name: target.name, sources: [], ...weights, patch };
       entries.push(folderEntry);
     }
   }
@@ -490,7 +493,9 @@ export async function readCatalogFolder(dir: string, folderFiles: FolderFiles): 
   for (const name of safetensors) {
     if (consumed.has(name)) continue;
     const weights = await openWeights(name);
-    if (weights) entries.push({ path: path.join(dir, name), root: dir, kind: 'file', name, sources: [], ...weights });
+    if (!weights) continue;
+    const patch = patchFactsFromMetadata(weights.metadata);
+    entries.push({ path: path.join(dir, name), root: dir, kind: patch ? 'patch' : 'file', name, sources: [], ...weights, ...(patch ? { patch } : {}) });
   }
 
   // GGUF files; split sets (name-00001-of-00003.gguf) are one entry.
@@ -532,7 +537,7 @@ export async function readCatalogFolder(dir: string, folderFiles: FolderFiles): 
   }
 
   // A card describes its folder's model; with no folder model it describes every file beside it.
-  if (card && (!folderEntry || folderEntry.kind === 'file')) for (const entry of entries) entry.card = card;
+  if (card && (!folderEntry || folderEntry.kind === 'file' || folderEntry.kind === 'patch')) for (const entry of entries) if (entry.kind !== 'patch') entry.card = card;
   for (const entry of entries) entry.sources = sourcesOf(entry, files);
   return { entries, problems };
 }

@@ -1,7 +1,7 @@
 // What a scan of the user's folders finds: one entry per model, adapter, checkpoint or file,
 // with the facts its files declare. Shared by the lineage builder, the CLI and the VS Code tree.
 
-export type EntryKind = 'model' | 'file' | 'adapter' | 'trainer-checkpoint' | 'merge' | 'gguf';
+export type EntryKind = 'model' | 'file' | 'adapter' | 'trainer-checkpoint' | 'merge' | 'gguf' | 'patch';
 
 export type EntryFormat = 'safetensors' | 'safetensors-sharded' | 'gguf' | 'pytorch';
 
@@ -56,6 +56,19 @@ export interface MergeFacts {
   models: string[];
   dtype?: string;
   created?: string;
+}
+
+/** A Graft weight patch (a fine-tune's difference from its base), from its safetensors `__metadata__`. */
+export interface PatchFacts {
+  /** The base the difference was taken against: a path relative to the patch's folder, or a hub id. */
+  base?: string;
+  baseWeights?: string;
+  /** The fine-tune the difference came from (same forms as `base`). */
+  source?: string;
+  sourceWeights?: string;
+  tensors?: number;
+  density?: number;
+  dtype?: string;
 }
 
 export interface TrainerFacts {
@@ -133,6 +146,7 @@ export interface CatalogEntry {
   config?: ConfigFacts;
   adapter?: AdapterFacts;
   merge?: MergeFacts;
+  patch?: PatchFacts;
   trainer?: TrainerFacts;
   hfCache?: HfCacheFacts;
   gguf?: GgufFacts;

@@ -26,7 +26,7 @@ export interface BuildLineageOptions {
 }
 
 /** When two sources declare the same edge, the more specific one is kept. */
-const SOURCE_PRIORITY: EdgeSource[] = ['adapter_config', 'mergekit_config', 'provenance', 'trainer', 'card', 'weights'];
+const SOURCE_PRIORITY: EdgeSource[] = ['adapter_config', 'patch_metadata', 'mergekit_config', 'provenance', 'trainer', 'card', 'weights'];
 const CARD_RELATIONS: Record<string, Relation> = { adapter: 'adapter', merge: 'merge', quantized: 'quantized', finetune: 'finetune' };
 const HUB_ID = /^[\w.-]+(\/[\w.-]+)?$/;
 
@@ -38,7 +38,11 @@ interface NodeDraft {
 
 const toPosix = (p: string) => p.split(path.sep).join('/');
 const isCacheEntry = (e: CatalogEntry) => e.hfCache !== undefined;
-const canFingerprint = (e: CatalogEntry) => e.format === 'safetensors' || e.format === 'safetensors-sharded';
+// A patch holds differences, not weights: it is never the same weights as a model, nor related by them.
+const canFingerprint = (e: CatalogEntry) => (e.format === 'safetensors' || e.format === 'safetensors-sharded') && e.kind !== 'patch';
+const isSingleFile = (e: CatalogEntry) => e.kind === 'file' || e.kind === 'gguf' || e.kind === 'patch';
+/** Graft's LoRA extraction records the fine-tune an adapter was taken from in its provenance. */
+const isExtractedAdapter = (e: CatalogEntry) => e.kind === 'adapter' && e.merge?.tool === 'graft' && e.merge.method === 'lora_extract';
 
 function fingerprintTarget(entry: CatalogEntry): string {
   return entry.indexFile ?? entry.weightFiles[0];
@@ -168,7 +172,7 @@ export async function buildLineage(catalog: Catalog, options: BuildLineageOption
       byLocation.set(entry.path, draft);
       if (entry.hfCache) byHubId.set(entry.hfCache.repoId.toLowerCase(), draft);
       else {
-        const base = entry.kind === 'file' || entry.kind === 'gguf'
+        const base = isSingleFile(entry)
           ? path.basename(entry.format === 'safetensors-sharded' ? path.dirname(entry.path) : entry.path).replace(/\.(safetensors|gguf)$/i, '')
           : path.basename(entry.path);
         push(byName, base.toLowerCase(), draft);
@@ -177,11 +181,12 @@ export async function buildLineage(catalog: Catalog, options: BuildLineageOption
     }
   }
   const externals = new Map<string, NodeDraft>();
-  const resolve = (reference: string, from: NodeDraft, entry: CatalogEntry): NodeDraft | undefined => {
+  /** The node a reference names; an unknown one becomes an external node unless `noteOnly` (then undefined). */
+  const resolve = (reference: string, from: NodeDraft, entry: CatalogEntry, noteOnly = false): NodeDraft | undefined => {
     // mergekit writes "model+lora" for a model with a LoRA applied: the model is the parent.
     const ref = (reference.includes('+') && !reference.startsWith('+') ? reference.slice(0, reference.indexOf('+')) : reference).trim();
     if (!ref) return undefined;
-    const folder = entry.kind === 'file' || entry.kind === 'gguf' ? path.dirname(entry.path) : entry.path;
+    const folder = isSingleFile(entry) ? path.dirname(entry.path) : entry.path;
     for (const candidate of [path.resolve(folder, ref), path.resolve(path.dirname(folder), ref), path.resolve(root, ref)]) {
       const hit = byLocation.get(candidate);
       if (hit) return hit === from ? undefined : hit;
@@ -197,6 +202,7 @@ export async function buildLineage(catalog: Catalog, options: BuildLineageOption
     }
     const declaredAs = (byNameOrPath.get(lower) ?? []).filter((d) => d !== from);
     if (declaredAs.length === 1) return declaredAs[0];
+    if (noteOnly) return undefined;
     const id = HUB_ID.test(ref) ? `hub:${ref}` : `path:${ref}`;
     let external = externals.get(id);
     if (!external) {
@@ -221,8 +227,21 @@ export async function buildLineage(catalog: Catalog, options: BuildLineageOption
         const parent = resolve(ref, draft, entry);
         if (parent) addEdge({ parent: parent.node.id, child: draft.node.id, relation, source });
       };
+      const noteSource = (ref: string | undefined) => {
+        if (!ref || draft.node.source) return;
+        const found = resolve(ref, draft, entry, true);
+        draft.node.source = found ? { id: found.node.id, label: found.node.label } : { label: ref };
+      };
       if (entry.adapter?.baseModel) link(entry.adapter.baseModel, 'adapter', 'adapter_config');
-      if (entry.merge) {
+      if (entry.patch) {
+        link(entry.patch.base, 'patch', 'patch_metadata');
+        noteSource(entry.patch.source);
+      }
+      if (entry.merge && isExtractedAdapter(entry)) {
+        // Not a merge of the fine-tune: an adapter of the base that approximates it.
+        link(entry.merge.baseModel, 'adapter', 'provenance');
+        noteSource(entry.merge.models[0]);
+      } else if (entry.merge) {
         const source: EdgeSource = entry.merge.tool === 'graft' ? 'provenance' : 'mergekit_config';
         for (const model of entry.merge.models) link(model, 'merge', source);
         link(entry.merge.baseModel, 'merge', source);
@@ -327,6 +346,7 @@ export async function buildLineage(catalog: Catalog, options: BuildLineageOption
 function kindOf(draft: NodeDraft, incoming: LineageEdge[]): NodeKind {
   if (draft.external) return 'external';
   const kinds = new Set(draft.entries.map((e) => e.kind));
+  if (kinds.has('patch')) return 'patch';
   if (kinds.has('adapter')) return 'adapter';
   if (kinds.has('trainer-checkpoint')) return 'checkpoint';
   if (kinds.has('merge') || incoming.some((e) => e.relation === 'merge')) return 'merge';

@@ -1,13 +1,13 @@
 // The lineage graph as the CLI prints it (`graft lineage --json`) and the views draw it.
 
 export type NodeKind =
-  | 'base' | 'finetune' | 'adapter' | 'merge' | 'quantized' | 'checkpoint' | 'external';
+  | 'base' | 'finetune' | 'adapter' | 'merge' | 'quantized' | 'checkpoint' | 'patch' | 'external';
 
-export type Relation = 'finetune' | 'adapter' | 'merge' | 'quantized' | 'checkpoint' | 'copy';
+export type Relation = 'finetune' | 'adapter' | 'merge' | 'quantized' | 'checkpoint' | 'copy' | 'patch';
 
 import type { CardFacts } from '../catalog/types';
 
-export type EdgeSource = 'card' | 'adapter_config' | 'mergekit_config' | 'trainer' | 'provenance' | 'weights';
+export type EdgeSource = 'card' | 'adapter_config' | 'mergekit_config' | 'trainer' | 'provenance' | 'patch_metadata' | 'weights';
 
 export interface LineageNode {
   /**
@@ -30,10 +30,16 @@ export interface LineageNode {
   /** Most common dtype by bytes. */
   dtype?: string;
   format?: string;
+  /**
+   * Patches and extracted adapters: the fine-tune their difference was taken from (the base is
+   * their parent). `id` when that model is a node of the graph; `label` as the file names it.
+   */
+  source?: { id?: string; label: string };
 }
 
 /**
- * relation: how the child was made. 'checkpoint' links consecutive steps of one trainer run (and
+ * relation: how the child was made. 'patch' links a base to a weight patch taken against it
+ * (extracted LoRA adapters are 'adapter's of their base). 'checkpoint' links consecutive steps of one trainer run (and
  * its last step to the run's final model); 'copy' links the same values stored in another dtype.
  * A card's new_version becomes old -> new 'finetune': successors are normally further training.
  */

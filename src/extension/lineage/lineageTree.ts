@@ -29,6 +29,7 @@ const ICONS: Record<NodeKind, string> = {
   merge: 'git-merge',
   quantized: 'file-zip',
   checkpoint: 'history',
+  patch: 'diff',
   external: 'cloud',
 };
 const INFERRED_ICON = 'sparkle';
@@ -40,6 +41,7 @@ const RELATION_LABEL: Record<string, string> = {
   quantized: 'quantized from',
   checkpoint: 'checkpoint after',
   copy: 'copy of',
+  patch: 'patch of',
 };
 
 export class LineageTreeProvider implements vscode.TreeDataProvider<LineageElement>, vscode.Disposable {
@@ -183,6 +185,7 @@ function describe(node: LineageNode, edge: LineageEdge | undefined): string {
   if (node.dtype) parts.push(node.dtype);
   if (node.bytes) parts.push(formatBytes(node.bytes));
   if (node.kind === 'external') parts.push('not on disk');
+  if (node.source) parts.push(`from ${node.source.label}`);
   if (edge?.relation === 'adapter' && edge.rank !== undefined) parts.push(`merged adapter, rank ≈ ${edge.rank}`);
   if (edge?.relation === 'quantized' && edge.source === 'weights') parts.push('cast');
   if (edge?.source === 'weights') parts.push(`inferred ${Math.round((edge.confidence ?? 0) * 100)}%`);
@@ -202,6 +205,7 @@ function tooltip(node: LineageNode, edge: LineageEdge | undefined, parents: read
     const rank = link.rank !== undefined ? ` (rank ≈ ${link.rank})` : '';
     md.appendMarkdown(`${RELATION_LABEL[link.relation] ?? link.relation} \`${escape(link.parent)}\`${weight}${rank}, ${how}  \n`);
   }
+  if (node.source) md.appendMarkdown(`Difference taken from \`${escape(node.source.id ?? node.source.label)}\`${node.source.id ? '' : ' (not found on disk)'}  \n`);
   const recipe = links.find((l) => l.recipe)?.recipe;
   if (recipe) md.appendMarkdown(`Recipe: ${escape(recipe)}  \n`);
   if (links.length) md.appendMarkdown('\n');
@@ -242,7 +246,9 @@ function contextValue(element: LineageElement): string {
   const tokens = ['node', `kind-${node.kind}`];
   if (element.link) tokens.push('link');
   if (node.locations?.length) tokens.push('local', 'comparable');
-  if (element.edge && element.edge.relation !== 'adapter' && element.parent?.node.locations?.length && node.locations?.length) tokens.push('hasParent');
+  // A whole model (not an adapter, patch or hub-only reference): what the surgery actions take.
+  if (node.locations?.length && node.kind !== 'adapter' && node.kind !== 'patch' && node.format !== 'gguf' && node.format !== 'pytorch') tokens.push('model');
+  if (element.edge && element.edge.relation !== 'adapter' && element.edge.relation !== 'patch' && element.parent?.node.locations?.length && node.locations?.length) tokens.push('hasParent');
   if (node.card) tokens.push('hasCard');
   return tokens.join(' ');
 }

@@ -17,7 +17,8 @@ import type { Engine } from '../engine';
 const WATCH_GLOB = '**/{*.safetensors,*.safetensors.index.json,*.gguf,*.bin,config.json,adapter_config.json,README.md,mergekit_config.yml,mergekit_config.yaml,trainer_state.json,graft_provenance.json}';
 const RESCAN_DELAY_MS = 1500;
 const SNAPSHOT_FILE = 'model-index.json';
-const SNAPSHOT_VERSION = 1;
+// 2: patch entries and nodes (kind "patch").
+const SNAPSHOT_VERSION = 2;
 
 interface Snapshot {
   version: number;
