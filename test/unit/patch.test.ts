@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import test from 'node:test';
 import { InlineRunner } from '../../src/core/engine/pool';
-import { applyPatches, extractPatch, patchLayerNorms, patchTasks, readPatch, type PatchTasks } from '../../src/core/patch';
+import { applyPatches, extractPatch, patchBaseDistance, patchLayerNorms, patchTasks, readPatch, type PatchTasks } from '../../src/core/patch';
 import { bf16ToF32Table, f32BitsToBf16, openCheckpoint, readElements, type CheckpointLayout } from '../../src/core/safetensors';
 import { parseTensorName } from '../../src/core/tensors/names';
 import { TINY, tinyValues, writeTinyModel } from '../support/tinyModels';
@@ -168,6 +168,11 @@ test('a patch made against another base is refused naming both; --force reports 
     }
     assert.ok(Math.abs(forced.mismatched[0].relativeDistanceAtLeast - Math.sqrt(gap2 / base2)) < 1e-9);
     assert.ok(forced.mismatched[0].relativeDistanceAtLeast > 0);
+    // The same figure before applying (what the editor shows when it asks whether to apply anyway).
+    const before = await patchBaseDistance(runner, v2, info);
+    assert.equal(before.matches, false);
+    assert.ok(Math.abs(before.relativeDistanceAtLeast - Math.sqrt(gap2 / base2)) < 1e-9);
+    assert.deepEqual(await patchBaseDistance(runner, base, info), { modelWeights: info.baseWeights, matches: true, relativeDistanceAtLeast: 0 });
 
     // An existing output is never replaced without force.
     await assert.rejects(applyPatches({ runner, model: base, patches: [{ info, scale: 1 }], out: path.join(dir, 'out'), graftVersion: 'test' }), /already exists/);

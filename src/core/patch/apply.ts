@@ -61,6 +61,39 @@ export function baseMismatchMessage(info: PatchInfo, modelPath: string, modelWei
     'adding it to other weights may not do what it did to its base. Apply it to its base, or pass --force to apply it anyway (the result then says how far the model is from the patch\'s base).';
 }
 
+/** Lower bound of ||model - base|| / ||base|| over the patch's tensors, from ||model|| per tensor and the norms the patch records. */
+function distanceFromNorms(info: PatchInfo, modelNorm2: ReadonlyMap<string, number>): number {
+  let gap2 = 0;
+  let base2 = 0;
+  for (const t of info.layout.tensors) {
+    const [, baseNorm] = info.norms[t.name] ?? [0, 0];
+    const modelNorm = Math.sqrt(modelNorm2.get(t.name) ?? 0);
+    gap2 += (modelNorm - baseNorm) ** 2;
+    base2 += baseNorm * baseNorm;
+  }
+  return base2 > 0 ? Math.sqrt(gap2 / base2) : 0;
+}
+
+/**
+ * Before applying: the model's weight identity and, when the patch was made against other weights,
+ * the same distance `applyPatches` reports after a forced run (one read of the patched tensors),
+ * so an editor can show it when asking whether to apply anyway.
+ */
+export async function patchBaseDistance(runner: TaskRunner<PatchTasks>, model: CheckpointLayout, info: PatchInfo, signal?: AbortSignal): Promise<{ modelWeights: string; matches: boolean; relativeDistanceAtLeast: number }> {
+  await checkPatchesFit(model, [{ info }]);
+  const modelWeights = await weightIdentity(model);
+  if (modelWeights === info.baseWeights) return { modelWeights, matches: true, relativeDistanceAtLeast: 0 };
+  const byName = new Map(model.tensors.map((t) => [t.name, t]));
+  const modelNorm2 = new Map<string, number>();
+  await mapLimit(info.layout.tensors, Math.max(2, runner.concurrency * 2), async (p) => {
+    const t = byName.get(p.name)!;
+    // The scan of the tensor against itself: its base sum is ||model||^2.
+    const r = await runner.run('patchScan', { model: t, base: t, start: 0, count: t.numel, pass: 'sums', wide: true }, { signal });
+    modelNorm2.set(t.name, r.sumBase2);
+  }, signal);
+  return { modelWeights, matches: false, relativeDistanceAtLeast: distanceFromNorms(info, modelNorm2) };
+}
+
 export async function checkPatchesFit(model: CheckpointLayout, patches: { info: PatchInfo }[]): Promise<void> {
   const inModel = new Map(model.tensors.map((t) => [t.name, t]));
   for (const { info } of patches) {
@@ -163,17 +196,7 @@ export async function applyPatches(options: ApplyOptions): Promise<ApplyResult> 
     throw error;
   }
 
-  const mismatched = mismatchedInfos.map(({ info }) => {
-    let gap2 = 0;
-    let base2 = 0;
-    for (const t of info.layout.tensors) {
-      const [, baseNorm] = info.norms[t.name] ?? [0, 0];
-      const modelNorm = Math.sqrt(modelNorm2.get(t.name) ?? 0);
-      gap2 += (modelNorm - baseNorm) ** 2;
-      base2 += baseNorm * baseNorm;
-    }
-    return { patch: info.file, base: info.base, baseWeights: info.baseWeights, relativeDistanceAtLeast: base2 > 0 ? Math.sqrt(gap2 / base2) : 0 };
-  });
+  const mismatched = mismatchedInfos.map(({ info }) => ({ patch: info.file, base: info.base, baseWeights: info.baseWeights, relativeDistanceAtLeast: distanceFromNorms(info, modelNorm2) }));
   return {
     out,
     tensors: model.tensors.length,
