@@ -6,7 +6,7 @@ import { summarizeLayers } from '../../src/core/diff/layers';
 import { parseTensorName } from '../../src/core/tensors/names';
 import type { DiffReport, TensorDiff } from '../../src/core/diff/types';
 
-export type MetricKey = 'rel_l2' | 'cosine' | 'frac_changed' | 'max_abs_diff' | 'cosine_tv' | 'sign_agreement' | 'conflict';
+export type MetricKey = 'rel_l2' | 'cosine' | 'frac_changed' | 'max_abs_diff' | 'cosine_tv' | 'sign_agreement' | 'conflict' | 'rel_norm_a' | 'rel_norm_b';
 
 export interface MetricSpec {
   key: MetricKey;
@@ -40,6 +40,16 @@ export const METRICS: readonly MetricSpec[] = [
   { key: 'conflict', label: 'Sign conflict', description: 'share of elements where both task vectors are non-zero with opposite signs', needsBase: true, kind: 'positive', center: 0, changeDirection: 1, aggregation: 'share' },
 ];
 
+/**
+ * The sizes of the two task vectors relative to the base, ‖a−base‖/‖base‖ and ‖b−base‖/‖base‖:
+ * not offered by Compare's dropdown, drawn by views that label them for their own a and b (the
+ * transfer connectivity report).
+ */
+export const TASK_VECTOR_SIZE_METRICS: readonly MetricSpec[] = [
+  { key: 'rel_norm_a', label: 'Task vector a size ‖a−base‖/‖base‖', description: 'norm of a−base relative to the norm of the base', needsBase: true, kind: 'positive', center: 0, changeDirection: 1, aggregation: 'exact' },
+  { key: 'rel_norm_b', label: 'Task vector b size ‖b−base‖/‖base‖', description: 'norm of b−base relative to the norm of the base', needsBase: true, kind: 'positive', center: 0, changeDirection: 1, aggregation: 'exact' },
+];
+
 export function metricSpec(key: string | undefined): MetricSpec {
   return METRICS.find((m) => m.key === key) ?? METRICS[0];
 }
@@ -57,6 +67,12 @@ export function aggregationNote(spec: MetricSpec): string {
       return 'cell = Σ⟨a,b⟩ / (‖a‖·‖b‖) over its tensors (exact)';
     case 'max_abs_diff':
       return 'cell = largest value of its tensors (exact)';
+    case 'rel_norm_a':
+    case 'rel_norm_b':
+      return 'cell = √Σ‖task vector‖² / √Σ‖base‖² over its tensors (exact)';
+    case 'cosine_tv':
+      if (spec.aggregation === 'exact') return 'cell = Σ⟨a−base, b−base⟩ / (‖a−base‖·‖b−base‖) over its tensors (exact)';
+      return 'cell = element-weighted mean of its tensors (approximate)';
     default:
       return spec.aggregation === 'share' ? 'cell = element-weighted share over its tensors (exact)' : 'cell = element-weighted mean of its tensors (approximate)';
   }
@@ -70,7 +86,7 @@ export function metricOf(t: TensorDiff, key: MetricKey): number {
   // Only NaN or infinity was read: its figures are placeholders, shown as missing.
   if (t.not_comparable) return NaN;
   const value = t[key];
-  if (value === null) return key === 'rel_l2' ? Infinity : NaN;
+  if (value === null) return key === 'rel_l2' || key === 'rel_norm_a' || key === 'rel_norm_b' ? Infinity : NaN;
   return value ?? NaN;
 }
 
@@ -143,7 +159,7 @@ function firstMatch(patterns: RegExp[], text: string): number {
   return i < 0 ? patterns.length : i;
 }
 
-export function buildGrid(report: DiffReport): Grid {
+export function buildGrid(report: Pick<DiffReport, 'tensors'>): Grid {
   const rows = new Map<string, GridRow>();
   const groupFirstSeen = new Map<string, number>();
   const byKey = new Map<string, Cell>();
@@ -208,6 +224,8 @@ export function combine(all: readonly TensorDiff[], spec: MetricSpec): number {
       return weight > 0 ? sum / weight : NaN;
     }
     case 'exact':
+      if (key === 'rel_norm_a' || key === 'rel_norm_b') return combinedTaskVectorSize(tensors, key);
+      if (key === 'cosine_tv') return combinedTaskVectorCosine(tensors);
       return key === 'rel_l2' ? combinedRelativeChange(tensors) : combinedCosine(tensors);
   }
 }
@@ -248,6 +266,34 @@ export function combinedRelativeChange(tensors: readonly TensorDiff[]): number {
 export function combinedCosine(tensors: readonly TensorDiff[]): number {
   if (hasNorms(tensors)) return rollUp(tensors).cosine;
   return combine(tensors, { ...metricSpec('cosine'), aggregation: 'mean' });
+}
+
+/** ‖a−base‖/‖base‖ (or b's) of several tensors: √Σ‖a−base‖² / √Σ‖base‖²; NaN without the norms. */
+export function combinedTaskVectorSize(tensors: readonly TensorDiff[], key: 'rel_norm_a' | 'rel_norm_b'): number {
+  let tv2 = 0;
+  let base2 = 0;
+  for (const t of tensors) {
+    const tv = key === 'rel_norm_a' ? t.norm_tv_a : t.norm_tv_b;
+    if (tv === undefined || t.norm_base === undefined) return combine(tensors, { ...metricSpec('cosine_tv'), key, aggregation: 'mean' });
+    tv2 += tv * tv;
+    base2 += t.norm_base * t.norm_base;
+  }
+  return base2 > 0 ? Math.sqrt(tv2 / base2) : tv2 === 0 ? 0 : Infinity;
+}
+
+/** cos(a−base, b−base) of several tensors taken as one vector: Σ cos·‖ta‖·‖tb‖ / (√Σ‖ta‖² · √Σ‖tb‖²). */
+export function combinedTaskVectorCosine(tensors: readonly TensorDiff[]): number {
+  let dot = 0;
+  let a2 = 0;
+  let b2 = 0;
+  for (const t of tensors) {
+    if (t.cosine_tv === undefined || t.norm_tv_a === undefined || t.norm_tv_b === undefined) return combine(tensors, { ...metricSpec('cosine_tv'), aggregation: 'mean' });
+    dot += t.cosine_tv * t.norm_tv_a * t.norm_tv_b;
+    a2 += t.norm_tv_a ** 2;
+    b2 += t.norm_tv_b ** 2;
+  }
+  if (a2 > 0 && b2 > 0) return Math.min(1, Math.max(-1, dot / Math.sqrt(a2) / Math.sqrt(b2)));
+  return a2 === 0 && b2 === 0 ? 1 : 0;
 }
 
 // ---- colour domain and ranking ----

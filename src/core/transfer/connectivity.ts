@@ -9,6 +9,9 @@ import type { DiffTasks } from '../diff/tasks';
 import type { TensorDiff } from '../diff/types';
 import { NON_LAYER_GROUP, parseTensorName } from '../tensors/names';
 import type { CheckpointLayout } from '../safetensors/types';
+import type { ConnectivityCell, ConnectivityLayer, ConnectivityReport, TransferVerdict } from './types';
+
+export type { ConnectivityCell, ConnectivityLayer, ConnectivityReport, TransferVerdict };
 
 /** ||B2 - B|| / ||B|| above this: the bases are far apart and the transfer is risky. */
 export const FAR_APART = 0.3;
@@ -18,54 +21,6 @@ export const MODERATELY_APART = 0.1;
 export const CONFLICT_COSINE = 0.3;
 /** Overall cosine above this: the new base already moved the fine-tune's way; the full diff overshoots. */
 export const OVERLAP_COSINE = 0.5;
-
-export interface ConnectivityLayer {
-  group: string;
-  layer: number | null;
-  tensors: number;
-  /** cos(B2 - B, X - B) over the layer's tensors. */
-  cosine: number;
-  /** ||B2 - B|| / ||B||; null when B is zero there and B2 is not. */
-  baseUpdate: number | null;
-  /** ||X - B|| / ||B||. */
-  finetuneDiff: number | null;
-}
-
-/** One (layer, module) cell: the tensor's own figures, for the heatmap. */
-export interface ConnectivityCell {
-  name: string;
-  group: string;
-  layer: number | null;
-  module: string;
-  cosine: number;
-  baseUpdate: number | null;
-  finetuneDiff: number | null;
-}
-
-export type TransferVerdict = 'likely-safe' | 'risky' | 'not-applicable';
-
-export interface ConnectivityReport {
-  finetune: string;
-  from: string;
-  to: string;
-  overall: { cosine: number; baseUpdate: number | null; finetuneDiff: number | null };
-  layers: ConnectivityLayer[];
-  cells: ConnectivityCell[];
-  structure: {
-    /** Tensors in B or B2. */
-    tensors: number;
-    /** Of those, tensors only in one of them or with different shapes. */
-    changed: number;
-    share: number;
-    examples: string[];
-    /** Tensors of B that X lacks or holds in another shape (X is then not a plain fine-tune of B). */
-    finetuneMismatch: number;
-  };
-  verdict: TransferVerdict;
-  /** Plain-language reasons for the verdict, with the numbers behind them. */
-  reasons: string[];
-  warnings: string[];
-}
 
 interface Sums {
   tensors: number;
@@ -118,7 +73,10 @@ export async function connectivityReport(runner: TaskRunner<DiffTasks>, layouts:
     if (!row) rows.set(key, (row = { group, layer, tensors: 0, dot: 0, da2: 0, db2: 0, c2: 0 }));
     addTensor(row, t);
     addTensor(total, t);
-    cells.push({ name: t.name, group, layer, module, cosine: t.cosine_tv, baseUpdate: t.rel_norm_a ?? null, finetuneDiff: t.rel_norm_b ?? null });
+    cells.push({
+      name: t.name, group, layer, module, cosine: t.cosine_tv, baseUpdate: t.rel_norm_a ?? null, finetuneDiff: t.rel_norm_b ?? null,
+      numel: t.numel, norms: { baseUpdate: t.norm_tv_a ?? 0, finetuneDiff: t.norm_tv_b ?? 0, base: t.norm_base ?? 0 },
+    });
   }
   const layers = [...rows.values()]
     .sort((x, y) => (x.group === NON_LAYER_GROUP ? 1 : 0) - (y.group === NON_LAYER_GROUP ? 1 : 0) || x.group.localeCompare(y.group) || (x.layer ?? -1) - (y.layer ?? -1))

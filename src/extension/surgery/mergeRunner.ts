@@ -222,6 +222,48 @@ export class MergeRunner implements vscode.Disposable {
     }
   }
 
+  /**
+   * Runs another surgery operation (patch extract/apply, LoRA extraction) like a merge: one at a
+   * time, in a cancellable progress notification, cancelled by graft.cancelMerge too. Resolves
+   * undefined when cancelled (the user is told nothing was written); other errors are thrown.
+   */
+  async runOperation<T>(title: string, work: (signal: AbortSignal, report: (fraction: number, message?: string) => void) => Promise<T>): Promise<T | undefined> {
+    if (this.running) {
+      void vscode.window.showWarningMessage('A merge or another surgery operation is already running; wait for it or cancel it (the Cancel button of its notification) before starting another.');
+      return undefined;
+    }
+    const controller = new AbortController();
+    this.running = controller;
+    void vscode.commands.executeCommand('setContext', 'graft.merging', true);
+    try {
+      return await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Graft: ${title}`, cancellable: true }, async (progress, token) => {
+        const subscription = token.onCancellationRequested(() => controller.abort());
+        let reported = 0;
+        try {
+          return await work(controller.signal, (fraction, message) => {
+            const percent = Math.min(100, Math.max(0, fraction * 100));
+            progress.report({ increment: Math.max(0, percent - reported), message: message ?? `${percent.toFixed(0)}%` });
+            reported = Math.max(reported, percent);
+          });
+        } finally {
+          subscription.dispose();
+        }
+      });
+    } catch (error) {
+      if (error instanceof CancelledError || controller.signal.aborted) {
+        this.log.info(`${title}: cancelled; nothing was written.`);
+        void vscode.window.showInformationMessage(`${title[0].toUpperCase()}${title.slice(1)}: cancelled; nothing was written.`);
+        return undefined;
+      }
+      throw error;
+    } finally {
+      if (this.running === controller) {
+        this.running = undefined;
+        void vscode.commands.executeCommand('setContext', 'graft.merging', false);
+      }
+    }
+  }
+
   /** A recipe problem opens the recipe at its line; any other failure says what failed. */
   private async reportFailure(uri: vscode.Uri, error: unknown, what: 'planned' | 'run'): Promise<void> {
     if (error instanceof RecipeError) {

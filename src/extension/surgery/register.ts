@@ -1,7 +1,8 @@
 // Model surgery in the editor: the merge panel, recipe files (diagnostics, quick fixes, completion,
-// hover, CodeLens), running recipes with progress and cancel, and the right-click actions that
-// write a recipe for the user: "Merge with...", "Merge Adapter into Base", "Transfer Fine-tune to
-// New Base..." and the compare view's "Swap These Layers from B".
+// hover, CodeLens), running recipes with progress and cancel, the right-click actions that write a
+// recipe for the user: "Merge with...", "Merge Adapter into Base", "Transfer Fine-tune to New
+// Base..." (after its connectivity report) and the compare view's "Swap These Layers from B", and
+// the diff vector and LoRA actions (operations.ts).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
@@ -11,19 +12,37 @@ import { catalogResolver } from '../../core/merge/resolve';
 import { layerSwapSlices, recipeToYaml, type RecipeSpec } from '../../core/merge/recipe/write';
 import { openCheckpoint } from '../../core/safetensors';
 import { parseTensorName, SINGLE_STACK_GROUP } from '../../core/tensors/names';
+import { transferRecipePath, transferRecipeText } from '../../core/transfer';
 import type { Engine } from '../engine';
 import type { ModelIndex } from '../lineage/modelIndex';
 import { pathOf } from '../targets';
+import { showConnectivityPanel, type ConnectivitySession } from '../webviews/connectivityPanel';
 import { registerMergePanel } from '../webviews/mergePanel';
+import { askNumber, askOutput, freshPath, isWholeModel, likelyBases, modelName, optionsOf, pickCandidate, wholeModels, type Candidate } from './choices';
 import { MergeRunner, type FinishedMerge } from './mergeRunner';
+import { SurgeryOperations, type ApplyDiffOptions, type ExtractDiffOptions, type ExtractLoraOptions } from './operations';
 import { isRecipeDocument, registerRecipeLanguage } from './recipeLanguage';
 
 /** Context keys listing model and adapter folders, for `resourcePath in ...` menu conditions. */
 const MODEL_FOLDERS = 'graft.modelFolders';
 const ADAPTER_FOLDERS = 'graft.adapterFolders';
+const PATCH_FILES = 'graft.patchFiles';
 
 export interface SurgeryApi {
   runner: Pick<MergeRunner, 'onDidProgress' | 'onDidFinish' | 'isRunning' | 'cancel'>;
+  /** The transfer connectivity panel last shown, for tests and other extensions. */
+  readonly lastConnectivity: ConnectivitySession | undefined;
+}
+
+/** Answers "Transfer Fine-tune to New Base..." would otherwise ask for. */
+export interface TransferOptions {
+  /** The fine-tune's base, when the lineage does not say. */
+  oldBase: string;
+  newBase: string;
+  scale: number;
+  out: string;
+  /** Replace an existing output (once the new one is complete) without asking. */
+  replace: boolean;
 }
 
 /** Swap request from the compare view: layers (of the single numbered stack) to take from B. */
@@ -45,21 +64,20 @@ function freshRecipeFile(folder: string, stem: string): string {
   }
 }
 
-function modelName(target: string): string {
-  return path.basename(target).replace(/\.safetensors(\.index\.json)?$/, '');
-}
-
 export function registerSurgery(context: vscode.ExtensionContext, engine: Engine, log: vscode.LogOutputChannel, index: ModelIndex): SurgeryApi {
   const version = String(context.extension.packageJSON.version);
   const runner = new MergeRunner(engine, index, log, version);
+  const operations = new SurgeryOperations(engine, index, runner, log, version);
+  let lastConnectivity: ConnectivitySession | undefined;
   const panel = registerMergePanel({ extensionUri: context.extensionUri, log, engine, index, runner });
   registerRecipeLanguage(context, index, runner, log);
 
   const updateContextKeys = () => {
     const entries = index.catalog?.entries ?? [];
     const folders = (kind: (e: CatalogEntry) => boolean) => entries.filter(kind).map((e) => e.path);
-    void vscode.commands.executeCommand('setContext', MODEL_FOLDERS, folders((e) => e.kind !== 'adapter' && e.kind !== 'gguf' && e.format !== 'gguf'));
+    void vscode.commands.executeCommand('setContext', MODEL_FOLDERS, folders(isWholeModel));
     void vscode.commands.executeCommand('setContext', ADAPTER_FOLDERS, folders((e) => e.kind === 'adapter'));
+    void vscode.commands.executeCommand('setContext', PATCH_FILES, folders((e) => e.kind === 'patch'));
   };
   updateContextKeys();
 
@@ -85,15 +103,10 @@ export function registerSurgery(context: vscode.ExtensionContext, engine: Engine
   const pickModel = async (title: string, exclude: string[]): Promise<string | undefined> => {
     const excluded = new Set(exclude.map((p) => path.resolve(p)));
     const items = (index.catalog?.entries ?? [])
-      .filter((e) => (e.format === 'safetensors' || e.format === 'safetensors-sharded') && e.kind !== 'adapter' && !excluded.has(e.path))
+      .filter((e) => isWholeModel(e) && !excluded.has(e.path))
       .map((e) => ({ label: index.nodeForEntry(e)?.label ?? e.name, description: vscode.workspace.asRelativePath(e.path), path: e.path }));
     const choice = await vscode.window.showQuickPick(items, { title, matchOnDescription: true, placeHolder: items.length ? 'Choose a model' : 'No models indexed yet' });
     return choice?.path;
-  };
-
-  const askOutput = async (title: string, suggestion: string): Promise<string | undefined> => {
-    const picked = await vscode.window.showSaveDialog({ title, defaultUri: vscode.Uri.file(suggestion), saveLabel: 'Merge Into This Folder' });
-    return picked?.fsPath;
   };
 
   const parentsOf = (target: string): string[] => {
@@ -124,7 +137,7 @@ export function registerSurgery(context: vscode.ExtensionContext, engine: Engine
       if (!base) return undefined;
     }
     const suggestion = path.join(path.dirname(folder), `${path.basename(folder)}-merged`);
-    const out = outArg ?? (await askOutput(`Merge ${path.basename(folder)} into ${modelName(base)}: output folder`, suggestion));
+    const out = outArg ?? (await askOutput(`Merge ${path.basename(folder)} into ${modelName(base)}: output folder`, suggestion, 'Merge Into This Folder'));
     if (!out) return undefined;
     const recipeFile = freshRecipeFile(path.dirname(out), path.basename(out));
     const uri = await writeRecipe(recipeFile, {
@@ -135,35 +148,86 @@ export function registerSurgery(context: vscode.ExtensionContext, engine: Engine
     return uri && runner.run(uri, out);
   };
 
-  const transfer = async (arg: unknown, newBaseArg?: string): Promise<vscode.Uri | undefined> => {
-    const finetune = pathOf(arg);
-    if (!finetune || runner.refuseIfRestricted(`write a transfer recipe for ${finetune}`)) return undefined;
-    const oldBase = parentsOf(finetune)[0];
-    if (!oldBase) {
-      void vscode.window.showInformationMessage(`Graft does not know what ${path.basename(finetune)} was fine-tuned from, so it cannot take its changes. Declare its base (base_model in its README.md card) and refresh.`);
-      return undefined;
-    }
-    const newBase = newBaseArg ?? (await pickModel(`Transfer ${path.basename(finetune)} (fine-tuned from ${path.basename(oldBase)}) to a new base`, [finetune, oldBase]));
-    if (!newBase) return undefined;
-    const file = freshRecipeFile(path.dirname(finetune), `${modelName(finetune)}-on-${modelName(newBase)}`);
-    const uri = await writeRecipe(file, {
-      method: 'diff_transfer',
-      baseModel: oldBase,
-      targetModel: newBase,
-      models: [{ model: finetune, parameters: { weight: 1 } }],
-      comment: `${modelName(finetune)}'s changes (${modelName(finetune)} - ${modelName(oldBase)}) added to ${modelName(newBase)}.`,
-    });
-    showConnectivityReport(oldBase, newBase, finetune);
-    return uri;
+  /** New base versions for a fine-tune of `oldBase`: models of its architecture first, base models (no parent) before others. */
+  const newBaseCandidates = (finetune: string, oldBase: string): Candidate[] => {
+    const architecture = index.entryContaining(oldBase)?.architecture;
+    const parentless = new Set((index.graph?.nodes ?? []).filter((n) => !(index.graph?.edges ?? []).some((e) => e.child === n.id)).map((n) => n.id));
+    const skip = new Set([finetune, oldBase].map((p) => index.entryContaining(p)?.path ?? path.resolve(p)));
+    return wholeModels(index)
+      .filter((c) => !skip.has(c.path))
+      .map((c) => {
+        const entry = index.entryContaining(c.path);
+        const same = architecture !== undefined && entry?.architecture === architecture;
+        const root = entry !== undefined && parentless.has(index.nodeForEntry(entry)?.id ?? '');
+        return { ...c, why: same ? (root ? 'same architecture, a base model' : 'same architecture') : 'another architecture: the report will say whether the diff fits', rank: same ? (root ? 0 : 1) : 2 };
+      })
+      .sort((a, b) => a.rank - b.rank || a.label.localeCompare(b.label, undefined, { numeric: true }));
+  };
+
+  const labelOf = (target: string) => {
+    const entry = index.entryContaining(target);
+    return { path: target, label: (entry && index.nodeForEntry(entry)?.label) ?? modelName(target) };
   };
 
   /**
-   * Hook for the linear-connectivity report of the "Weight patches, fine-tuning transfer" work: it
-   * will say whether the fine-tune's changes carry over to the new base. Not on this branch yet,
-   * so the recipe opens without it.
+   * The linear-connectivity report of moving `finetune`'s changes from `oldBase` to `newBase`, as a
+   * view with Transfer / Don't Transfer: it says whether the fine-tune's changes carry over.
    */
-  const showConnectivityReport = (oldBase: string, newBase: string, finetune: string) => {
-    log.info(`Transfer recipe for ${finetune}: ${oldBase} -> ${newBase} (no linear-connectivity report available in this version).`);
+  const showConnectivityReport = (oldBase: string, newBase: string, finetune: string): ConnectivitySession => {
+    log.info(`Transfer of ${finetune}: ${oldBase} -> ${newBase}; computing the linear-connectivity report.`);
+    lastConnectivity = showConnectivityPanel({ extensionUri: context.extensionUri, log, runner: engine }, { finetune: labelOf(finetune), from: labelOf(oldBase), to: labelOf(newBase) });
+    return lastConnectivity;
+  };
+
+  /**
+   * "Transfer Fine-tune to New Base...": new base + s x (fine-tune - its base). Shows the
+   * connectivity report first; on "Transfer" asks the scale and the output, writes the
+   * diff_transfer recipe beside the output (<out>.transfer.yml, as `graft transfer` does) and runs it.
+   */
+  const transfer = async (arg: unknown, given: Partial<TransferOptions>): Promise<FinishedMerge | undefined> => {
+    if (runner.refuseIfRestricted('transfer a fine-tune to a new base')) return undefined;
+    await index.whenIdle();
+    const target = pathOf(arg);
+    const finetune = target ? (index.entryContaining(target)?.path ?? target) : await pickCandidate('Transfer Fine-tune to New Base: which fine-tune?', wholeModels(index), 'Choose the fine-tuned model');
+    if (!finetune) return undefined;
+    const name = modelName(finetune);
+    const oldBase = given.oldBase ?? parentsOf(finetune)[0] ?? (await pickCandidate(`Transfer ${name} (1/2): Graft does not know what it was fine-tuned from; choose its base`, likelyBases(index, finetune), 'The model it was fine-tuned from (declare base_model in its README.md card to skip this)'));
+    if (!oldBase) return undefined;
+    const newBase = given.newBase ?? (await pickCandidate(`Transfer ${name} (fine-tuned from ${modelName(oldBase)}) onto which new base?`, newBaseCandidates(finetune, oldBase), 'Choose the new base version'));
+    if (!newBase) return undefined;
+
+    const session = showConnectivityReport(oldBase, newBase, finetune);
+    if ((await session.decision) !== 'transfer') return undefined;
+    const risky = session.report?.verdict === 'risky';
+    const scale = given.scale ?? (await askNumber(
+      `Transfer ${name}: scale of its changes`,
+      risky ? 'The report calls this transfer risky: a scale below 1 (e.g. 0.5) adds only part of the fine-tune\'s changes.' : '1 adds all of the fine-tune\'s changes to the new base; below 1 adds part of them.',
+      '1',
+      (n) => (n === 0 ? 'A scale of 0 gives the new base back unchanged.' : undefined),
+    ));
+    const out = scale === undefined ? undefined : given.out ?? (await askOutput(`Transfer ${name}: write the transferred model into`, freshPath(path.dirname(finetune), `${name}-on-${modelName(newBase)}`), 'Transfer Into This Folder'));
+    if (scale === undefined || !out) {
+      session.setStatus('declined');
+      return undefined;
+    }
+    const recipeFile = transferRecipePath(out);
+    const text = transferRecipeText({ finetune, from: oldBase, to: newBase, out, scale }, recipeFile);
+    if (fs.existsSync(recipeFile) && fs.readFileSync(recipeFile, 'utf8') !== text && !given.replace) {
+      const replace = 'Replace Recipe';
+      const choice = await vscode.window.showWarningMessage(`${recipeFile} already exists with another recipe.`, { modal: true, detail: 'The transfer writes its recipe beside its output so it can be rerun. Replace that recipe, or cancel and choose another output.' }, replace);
+      if (choice !== replace) {
+        session.setStatus('declined');
+        return undefined;
+      }
+    }
+    fs.mkdirSync(path.dirname(recipeFile), { recursive: true });
+    fs.writeFileSync(`${recipeFile}.partial`, text);
+    fs.renameSync(`${recipeFile}.partial`, recipeFile);
+    log.info(`Wrote the transfer recipe ${recipeFile} (scale ${scale}).`);
+    session.setStatus('transferring');
+    const finished = await runner.run(vscode.Uri.file(recipeFile), out, { force: given.replace });
+    session.setStatus(finished ? 'done' : 'failed', finished ? `Written to ${finished.out}; its recipe is ${path.basename(recipeFile)}.` : 'The transfer did not complete (cancelled, or see the notification and the log).');
+    return finished;
   };
 
   const swapLayers = async (request: LayerSwapRequest): Promise<vscode.Uri | undefined> => {
@@ -215,7 +279,10 @@ export function registerSurgery(context: vscode.ExtensionContext, engine: Engine
       panel.show({ models: models.map((p) => ({ path: p, parameters: {} })), base: common, out });
     }),
     vscode.commands.registerCommand('graft.mergeAdapter', (arg?: unknown, out?: unknown) => mergeAdapter(arg, typeof out === 'string' ? out : undefined)),
-    vscode.commands.registerCommand('graft.transferFinetune', (arg?: unknown, newBase?: unknown) => transfer(arg, typeof newBase === 'string' ? newBase : undefined)),
+    vscode.commands.registerCommand('graft.transferFinetune', (arg?: unknown, options?: unknown) => transfer(arg, typeof options === 'string' ? { newBase: options } : optionsOf<TransferOptions>(options))),
+    vscode.commands.registerCommand('graft.extractPatch', (arg?: unknown, options?: unknown) => operations.extractDiff(arg, optionsOf<ExtractDiffOptions>(options))),
+    vscode.commands.registerCommand('graft.applyPatch', (arg?: unknown, options?: unknown) => operations.applyDiff(arg, optionsOf<ApplyDiffOptions>(options))),
+    vscode.commands.registerCommand('graft.extractLora', (arg?: unknown, options?: unknown) => operations.extractAdapter(arg, optionsOf<ExtractLoraOptions>(options))),
     vscode.commands.registerCommand('graft.swapLayersFromB', (request: LayerSwapRequest) => swapLayers(request)),
     vscode.commands.registerCommand('graft.planRecipe', (arg?: unknown) => {
       const uri = recipeUriOf(arg);
@@ -239,5 +306,10 @@ export function registerSurgery(context: vscode.ExtensionContext, engine: Engine
       if (parent) await vscode.commands.executeCommand('graft.compareCheckpoints', vscode.Uri.file(parent), vscode.Uri.file(target));
     }),
   );
-  return { runner };
+  return {
+    runner,
+    get lastConnectivity() {
+      return lastConnectivity;
+    },
+  };
 }

@@ -4,7 +4,7 @@
 import * as crypto from 'node:crypto';
 import * as vscode from 'vscode';
 
-export type WebviewName = 'inspector' | 'lineage' | 'compare' | 'merge';
+export type WebviewName = 'inspector' | 'lineage' | 'compare' | 'merge' | 'connectivity';
 
 /** Only dist/webview and media are reachable from a webview. */
 export function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewOptions {
