@@ -3,7 +3,7 @@
 // Only the code-server host has a browser the runner drives, so only it provides a probe.
 
 /** The webviews of Graft: each sets <body data-view="...">. 'workbench' means the page itself. */
-export type ProbeView = 'inspector' | 'lineage' | 'compare' | 'merge' | 'workbench';
+export type ProbeView = 'inspector' | 'lineage' | 'compare' | 'merge' | 'connectivity' | 'workbench';
 
 export interface ElementsSnapshot {
   /** Elements matching the selector when the probe answered. */

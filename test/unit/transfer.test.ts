@@ -12,6 +12,8 @@ import { bf16ToF32Table, f32BitsToBf16, openCheckpoint, readElements } from '../
 import { parseTensorName } from '../../src/core/tensors/names';
 import { connectivityReport, prepareTransfer, runTransfer } from '../../src/core/transfer';
 import { fixture, tempDir } from './helpers';
+import { buildGrid, cellValue, combine } from '../../webview/compare/model';
+import { CONNECTIVITY_METRICS, connectivityTensors, VERDICT_TITLE } from '../../webview/connectivity/model';
 
 const models = fixture('zoo', 'workspace', 'models');
 
@@ -100,4 +102,27 @@ test('the connectivity report matches a float64 computation and gives a verdict 
   const same = await connectivityReport(new InlineRunner(diffTasks), { finetune, from, to: from });
   assert.equal(same.overall.baseUpdate, 0);
   assert.equal(same.verdict, 'likely-safe');
+});
+
+test('the connectivity view\'s heatmap: every cell is one tensor of the report, and a layer\'s cells combine exactly to the report\'s figures for that layer', async () => {
+  const [finetune, from, to] = await Promise.all(['tiny-llama-math', 'tiny-llama-base', 'tiny-llama-base-v2'].map((m) => openCheckpoint(path.join(models, m))));
+  const report = await connectivityReport(new InlineRunner(diffTasks), { finetune, from, to });
+  const tensors = connectivityTensors(report);
+  const grid = buildGrid({ tensors });
+  assert.equal(grid.cells.length + grid.globals.length, report.cells.length, 'one heatmap cell per report cell (one tensor per layer and module here)');
+  const [cosine, baseUpdate, finetuneDiff] = CONNECTIVITY_METRICS;
+  for (const cell of grid.cells) {
+    const own = report.cells.find((c) => c.name === cell.tensors[0].name)!;
+    assert.equal(cellValue(cell, cosine), own.cosine);
+    assert.equal(cellValue(cell, baseUpdate), own.baseUpdate);
+  }
+  for (const layer of report.layers.filter((l) => l.layer !== null)) {
+    const all = tensors.filter((t) => t.layer === layer.layer && (t.group ?? 'layers') === layer.group);
+    assert.equal(all.length, layer.tensors);
+    const close = (x: number | null, y: number | null, what: string) => assert.ok(x !== null && y !== null && Math.abs(x - y) <= 1e-12 * Math.max(1, Math.abs(y)), `layer ${layer.layer} ${what}: ${x} vs ${y}`);
+    close(combine(all, cosine), layer.cosine, 'cosine');
+    close(combine(all, baseUpdate), layer.baseUpdate, 'base update');
+    close(combine(all, finetuneDiff), layer.finetuneDiff, 'fine-tune diff');
+  }
+  assert.equal(VERDICT_TITLE[report.verdict].startsWith('Transfer '), true);
 });

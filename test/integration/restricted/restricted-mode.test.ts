@@ -50,6 +50,22 @@ describe('Restricted Mode', function () {
     assert.deepEqual(fs.existsSync(path.join(demo, 'merges')) ? fs.readdirSync(path.join(demo, 'merges')) : [], [], 'no recipe or output was written');
   });
 
+  it('refuses to extract or apply a diff vector, extract a LoRA adapter or transfer a fine-tune, before asking anything', async () => {
+    const models = path.join(demo, 'models');
+    const out = path.join(demo, 'refused');
+    const attempts: [string, string, Record<string, unknown>][] = [
+      ['graft.extractPatch', 'tiny-chat', { base: path.join(models, 'tiny-base'), dtype: 'F32', density: 1, out: `${out}.safetensors` }],
+      ['graft.applyPatch', 'tiny-base', { patches: [path.join(models, 'tiny-chat', 'model.safetensors')], scales: [1], out }],
+      ['graft.extractLora', 'tiny-chat', { base: path.join(models, 'tiny-base'), rank: 2, out }],
+      ['graft.transferFinetune', 'tiny-chat', { newBase: path.join(models, 'tiny-code'), scale: 1, out }],
+    ];
+    for (const [command, model, options] of attempts) {
+      const result = await vscode.commands.executeCommand(command, vscode.Uri.file(path.join(models, model)), options);
+      assert.equal(result, undefined, `${command} ran in Restricted Mode`);
+    }
+    assert.deepEqual(fs.readdirSync(demo).filter((name) => name.startsWith('refused')), [], 'nothing was written');
+  });
+
   it('still checks recipes and plans in the merge panel', async function () {
     const probe = requireProbe(this);
     const file = path.join(demo, 'recipes', 'typo.graft.yml');

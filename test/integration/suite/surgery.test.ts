@@ -1,13 +1,16 @@
 // Model surgery in a real VS Code, on the demo workspace (`npm run demo`'s models, written into the
 // test workspace): a recipe file's diagnostics, quick fix and "Run Merge" CodeLens; the merge panel
 // end to end with the same output as the CLI; "Merge Adapter into Base"; "Swap These Layers from B"
-// from the compare heatmap; and cancelling a running merge.
+// from the compare heatmap; extracting and applying a diff vector, extracting a LoRA adapter,
+// "Transfer Fine-tune to New Base..." through its connectivity report; and cancelling a running merge.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import * as vscode from 'vscode';
+import type { LoraExtractResult } from '../../../src/core/lora';
+import { readPatch, type ApplyResult, type ExtractResult } from '../../../src/core/patch';
 import { openCheckpoint, readElements } from '../../../src/core/safetensors';
 import type { GraftApi } from '../../../src/extension/main';
 import type { FinishedMerge } from '../../../src/extension/surgery/mergeRunner';
@@ -274,16 +277,124 @@ describe('model surgery', function () {
     assert.deepEqual(await tensor(finished.out, layer(3)), await tensor(models.chat, layer(3)), 'layer 3 stays A\'s');
   });
 
-  it('"Transfer Fine-tune to New Base..." writes a diff_transfer recipe that runs', async () => {
+  it('"Extract Diff Vector..." then "Apply Diff Vector...": the patch sits under its base, and applying it to the base gives the fine-tune back', async function () {
+    const probe = requireProbe(this);
+    const { index } = await api();
+    const file = path.join(demo, 'patches', 'tiny-chat-diff.safetensors');
+    const extracted = await vscode.commands.executeCommand<ExtractResult | undefined>('graft.extractPatch', vscode.Uri.file(models.chat), { base: models.base, dtype: 'F32', density: 1, out: file });
+    assert.ok(extracted, 'the extraction did not complete');
+    assert.ok(fs.existsSync(file));
+    assert.equal(fs.existsSync(`${file}.partial`), false);
+    const info = await readPatch(file);
+    assert.ok(info.tensors > 0 && info.tensors < 75, `${info.tensors} tensors: only the changed ones`);
+    assert.equal(info.dtype, 'F32');
+    const node = await waitFor('the patch in the lineage graph, under tiny-base', async () => {
+      await index.whenIdle();
+      const found = index.graph?.nodes.find((n) => n.locations?.includes(file));
+      const edge = found && index.graph!.edges.find((e) => e.child === found.id);
+      return found && edge && index.graph!.nodes.find((n) => n.id === edge.parent)?.locations?.includes(models.base) && edge.relation === 'patch' ? found : undefined;
+    }, 60_000);
+    assert.equal(node.kind, 'patch');
+    assert.equal(node.source?.label, 'tiny-chat', 'the patch notes the fine-tune it came from');
+    const row = await probe.workbench('.pane-body .monaco-list-row[aria-label^="tiny-chat-diff.safetensors"] .codicon-diff', { timeoutMs: 20_000 });
+    assert.equal(row.count, 1, 'the patch is in the lineage tree with the patch icon');
+    await probe.screenshot('surgery-patch-in-tree');
+
+    const rebuilt = path.join(demo, 'patched', 'tiny-chat-again');
+    const applied = await vscode.commands.executeCommand<ApplyResult | undefined>('graft.applyPatch', vscode.Uri.file(models.base), { patches: [file], scales: [1], out: rebuilt });
+    assert.ok(applied, 'applying the patch did not complete');
+    assert.deepEqual(applied.mismatched, []);
+    for (const name of ['model.layers.7.self_attn.q_proj.weight', 'model.layers.0.mlp.up_proj.weight', 'model.norm.weight']) {
+      assert.deepEqual(await tensor(rebuilt, name), await tensor(models.chat, name), `${name}: base + (chat - base) is chat`);
+    }
+    const provenance = JSON.parse(fs.readFileSync(path.join(rebuilt, 'graft_provenance.json'), 'utf8')) as { method: string };
+    assert.equal(provenance.method, 'patch');
+
+    // On other weights it is applied only when accepted, and the distance to the patch's base is reported.
+    const elsewhere = path.join(demo, 'patched', 'tiny-code-plus-chat');
+    const forced = await vscode.commands.executeCommand<ApplyResult | undefined>('graft.applyPatch', vscode.Uri.file(file), { model: models.code, scales: [1], out: elsewhere, force: true });
+    assert.ok(forced, 'the accepted mismatched apply did not complete');
+    assert.equal(forced.mismatched.length, 1);
+    assert.ok(forced.mismatched[0].relativeDistanceAtLeast > 0);
+
+    await vscode.commands.executeCommand('graft.showInGraph', vscode.Uri.file(file));
+    const drawn = await probe.query('lineage', 'g.node[data-kind="patch"]', { timeoutMs: 30_000 });
+    assert.equal(drawn.count, 1, 'the graph draws the patch as its own kind');
+    await probe.screenshot('surgery-patch-in-graph');
+  });
+
+  it('"Extract LoRA Adapter..." writes a PEFT adapter that is an adapter of its base, noting its fine-tune', async () => {
+    const { index } = await api();
+    const out = path.join(demo, 'adapters', 'tiny-chat-extracted');
+    const result = await vscode.commands.executeCommand<LoraExtractResult | undefined>('graft.extractLora', vscode.Uri.file(models.chat), { base: models.base, rank: 4, out });
+    assert.ok(result, 'the extraction did not complete');
+    assert.equal(result.r, 4);
+    assert.ok(result.modules.length > 0);
+    assert.ok(result.modules.every((m) => m.retained > 0 && m.retained <= 1 + 1e-9 && m.relativeError >= 0 && m.relativeError < 1), 'retained energy and error per module are in range');
+    const config = JSON.parse(fs.readFileSync(path.join(out, 'adapter_config.json'), 'utf8')) as { r: number; peft_type: string; base_model_name_or_path: string };
+    assert.deepEqual([config.peft_type, config.r, path.resolve(out, config.base_model_name_or_path)], ['LORA', 4, models.base]);
+    assert.ok(fs.existsSync(path.join(out, 'adapter_model.safetensors')));
+    const node = await waitFor('the extracted adapter under tiny-base', async () => {
+      await index.whenIdle();
+      const found = index.graph?.nodes.find((n) => n.locations?.includes(out));
+      const edges = found ? index.graph!.edges.filter((e) => e.child === found.id) : [];
+      return found && edges.length === 1 && edges[0].relation === 'adapter' && index.graph!.nodes.find((n) => n.id === edges[0].parent)?.locations?.includes(models.base) ? found : undefined;
+    }, 60_000);
+    assert.equal(node.kind, 'adapter');
+    assert.equal(node.source?.label, 'tiny-chat');
+  });
+
+  it('"Transfer Fine-tune to New Base..." shows the connectivity report, then Transfer writes new base + (fine-tune - base)', async function () {
+    const probe = requireProbe(this);
+    const { surgery } = await api();
     // The demo has one base; tiny-code stands in for "a new base" of tiny-chat's changes.
-    const uri = await vscode.commands.executeCommand<vscode.Uri | undefined>('graft.transferFinetune', vscode.Uri.file(models.chat), models.code);
-    assert.ok(uri, 'no transfer recipe was written');
-    assert.equal(path.basename(uri.fsPath), 'tiny-chat-on-tiny-code.graft.yml');
-    const text = fs.readFileSync(uri.fsPath, 'utf8');
-    assert.match(text, /merge_method: diff_transfer\nbase_model: tiny-base\ntarget_model: tiny-code\nmodels:\n  - model: tiny-chat/);
-    const finished = await runLens(uri);
-    assert.ok(finished, 'the transfer recipe did not run');
-    assert.ok(fs.existsSync(path.join(finished.out, 'model.safetensors')));
+    const out = path.join(demo, 'transfers', 'tiny-chat-on-tiny-code');
+    const running = vscode.commands.executeCommand<FinishedMerge | undefined>('graft.transferFinetune', vscode.Uri.file(models.chat), { newBase: models.code, scale: 1, out });
+    const verdict = await probe.query('connectivity', '#app[data-phase="ready"] #verdict[data-verdict]', { attribute: 'data-verdict', timeoutMs: 60_000 });
+    const report = surgery.lastConnectivity?.report;
+    assert.ok(report, 'the panel has its report');
+    assert.equal(verdict.attributes[0], report.verdict);
+    assert.ok(['likely-safe', 'risky'].includes(report.verdict), `verdict ${report.verdict}: ${report.reasons.join(' ')}`);
+    const title = await probe.query('connectivity', '.verdict-title');
+    assert.match(title.texts[0], /^Transfer (likely safe|risky)$/);
+    const reasons = await probe.query('connectivity', '#verdict .reasons li');
+    assert.deepEqual(reasons.texts, report.reasons, 'the reasons are the report\'s, in plain language');
+    const cosine = await probe.query('connectivity', '#overall dd[data-fact="cosine"]');
+    assert.equal(cosine.texts[0], report.overall.cosine.toFixed(3));
+    const cells = await probe.query('connectivity', 'svg[data-role="connectivity"] rect.cell', { minCount: 8 });
+    assert.equal(cells.count, report.cells.filter((c) => c.layer !== null).length, 'one heatmap cell per layer and module');
+    const rows = await probe.query('connectivity', '#layers tbody tr[data-layer]', { attribute: 'data-cosine' });
+    assert.equal(rows.count, report.layers.length);
+    assert.deepEqual(rows.attributes.map(Number), report.layers.map((l) => l.cosine));
+    const button = await probe.query('connectivity', '#transfer:not([disabled])');
+    assert.equal(button.count, 1, 'Transfer is enabled');
+    await probe.screenshot('surgery-transfer-connectivity');
+    await probe.click('connectivity', '#transfer');
+
+    const finished = await Promise.race([running, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the transfer did not finish')), MERGE_TIMEOUT_MS))]);
+    assert.ok(finished, 'the transfer did not produce an output');
+    assert.equal(finished.out, out);
+    const recipe = fs.readFileSync(`${out}.transfer.yml`, 'utf8');
+    assert.match(recipe, /merge_method: diff_transfer\nbase_model: \.\.\/models\/tiny-base\ntarget_model: \.\.\/models\/tiny-code\nmodels:\n  - model: \.\.\/models\/tiny-chat/);
+    const name = 'model.layers.7.self_attn.q_proj.weight';
+    const [got, code, chat, base] = await Promise.all([out, models.code, models.chat, models.base].map((dir) => tensor(dir, name)));
+    got.forEach((value, i) => {
+      const want = code[i] + (chat[i] - base[i]);
+      assert.ok(Math.abs(value - want) <= Math.abs(want) / 128 + 1e-6, `${name}[${i}]: ${value}, expected ${want}`);
+    });
+    await probe.query('connectivity', '#app[data-phase="done"]', { timeoutMs: 20_000 });
+    await assertUnderParents(out, [models.code, models.chat]);
+  });
+
+  it('"Don\'t Transfer" in the connectivity report writes nothing', async function () {
+    const probe = requireProbe(this);
+    const out = path.join(demo, 'transfers', 'declined');
+    const running = vscode.commands.executeCommand<FinishedMerge | undefined>('graft.transferFinetune', vscode.Uri.file(models.chat), { newBase: models.code, scale: 1, out });
+    await probe.query('connectivity', '#app[data-phase="ready"]', { timeoutMs: 60_000 });
+    await probe.click('connectivity', '#decline');
+    assert.equal(await running, undefined);
+    assert.equal(fs.existsSync(out), false);
+    assert.equal(fs.existsSync(`${out}.transfer.yml`), false);
   });
 
   it('cancelling a running merge leaves no output folder', async () => {
