@@ -9,7 +9,7 @@ import { Heatmap } from '../compare/heatmap';
 import { buildGrid, cellValue, formatValue, type Cell, type Grid } from '../compare/model';
 import { el } from '../shared/dom';
 import { connect } from '../shared/vscode';
-import { CONNECTIVITY_METRICS, connectivityTensors, share, VERDICT_SUMMARY, VERDICT_TITLE } from './model';
+import { CONNECTIVITY_METRICS, connectivityTensors, cosineText, share, VERDICT_SUMMARY, VERDICT_TITLE } from './model';
 
 provideVSCodeDesignSystem().register(vsCodeButton(), vsCodeProgressRing());
 
@@ -145,7 +145,7 @@ function renderVerdict(r: ConnectivityReport): void {
 function renderOverall(r: ConnectivityReport): void {
   const fact = (term: string, value: string, key: string, hint: string) => [el('dt', { textContent: term, title: hint }), el('dd', { textContent: value, dataset: { fact: key } })];
   overall.replaceChildren(
-    ...fact('cos(B2−B, X−B)', r.overall.cosine.toFixed(3), 'cosine', 'Near 0: the bases differ in a direction unrelated to the fine-tune.'),
+    ...fact('cos(B2−B, X−B)', cosineText(r.overall.cosine), 'cosine', 'Near 0: the bases differ in a direction unrelated to the fine-tune.'),
     ...fact('Base update ‖B2−B‖/‖B‖', share(r.overall.baseUpdate), 'base-update', 'How far apart the two bases are.'),
     ...fact('Fine-tune diff ‖X−B‖/‖B‖', share(r.overall.finetuneDiff), 'finetune-diff', 'How much fine-tuning changed the old base.'),
     ...fact('Renamed or reshaped between the bases', `${r.structure.changed} of ${r.structure.tensors} tensors (${share(r.structure.share)})`, 'structure', 'Tensors the diff cannot be added to.'),
@@ -169,7 +169,7 @@ function renderLayers(r: ConnectivityReport): void {
   const rows = r.layers.map((l) => el('tr', { dataset: { layer: l.layer === null ? l.group : String(l.layer), cosine: String(l.cosine) }, className: l.cosine < -0.3 ? 'conflicting' : '' }, [
     el('th', { textContent: name(l), scope: 'row' }),
     el('td', { textContent: String(l.tensors) }),
-    el('td', { textContent: l.cosine.toFixed(4) }),
+    el('td', { textContent: cosineText(l.cosine, 4) }),
     el('td', { textContent: number(l.baseUpdate) }),
     el('td', { textContent: number(l.finetuneDiff) }),
   ]));
@@ -184,7 +184,7 @@ function showTooltip(cell: Cell | undefined, x: number, y: number, pinned = fals
   const lines = [`${cell.layer === null ? cell.module : `layer ${cell.layer} · ${cell.module}`}`];
   for (const spec of CONNECTIVITY_METRICS) {
     const v = cellValue(cell, spec);
-    lines.push(`${spec.label}: ${spec.key === 'cosine_tv' ? v.toFixed(4) : share(v)}`);
+    lines.push(`${spec.label}: ${spec.key === 'cosine_tv' ? cosineText(v, 4) : share(v)}`);
   }
   lines.push(cell.tensors.length === 1 ? cell.tensors[0].name : `${cell.tensors.length} tensors`);
   tooltip.textContent = lines.join('\n');

@@ -48,8 +48,15 @@ export const VERDICT_SUMMARY: Record<TransferVerdict, string> = {
   'not-applicable': 'The fine-tune\'s changes cannot be added to the new base as they are, for the reasons below. Nothing will be written.',
 };
 
-/** "12.3%", or "unbounded" when the old base is zero where the other is not. */
+/** "12.3%" ("0.042%" for small shares, "0%" for none), or "unbounded" when the old base is zero where the other is not. */
 export function share(x: number | null): string {
   if (x === null || !Number.isFinite(x)) return 'unbounded';
+  if (x === 0) return '0%';
   return `${(x * 100).toFixed(x < 0.001 ? 3 : 1)}%`;
+}
+
+/** A cosine with `digits` decimals, never "-0.000". */
+export function cosineText(x: number, digits = 3): string {
+  const text = x.toFixed(digits);
+  return Number(text) === 0 ? (0).toFixed(digits) : text;
 }

@@ -14,7 +14,7 @@ import type { Engine } from '../engine';
 import type { ModelIndex } from '../lineage/modelIndex';
 
 /** Why writing is refused in Restricted Mode; shown on every refused run. */
-export const RESTRICTED_MESSAGE = 'Graft does not write merged models in Restricted Mode: this workspace is not trusted, and a merge writes files. Trust the workspace to run merges; planning, diagnostics and the merge panel work meanwhile.';
+export const RESTRICTED_MESSAGE = 'Graft does not write models in Restricted Mode: this workspace is not trusted, and merges, diff vectors, transfers and LoRA extraction write files. Trust the workspace to run them; planning, diagnostics and the merge panel work meanwhile.';
 
 export interface PlannedRecipe {
   plan: MergePlan;

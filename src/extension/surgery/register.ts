@@ -23,7 +23,10 @@ import { MergeRunner, type FinishedMerge } from './mergeRunner';
 import { SurgeryOperations, type ApplyDiffOptions, type ExtractDiffOptions, type ExtractLoraOptions } from './operations';
 import { isRecipeDocument, registerRecipeLanguage } from './recipeLanguage';
 
-/** Context keys listing model and adapter folders, for `resourcePath in ...` menu conditions. */
+/**
+ * Context keys for `resourcePath in ...` menu conditions: whole models (their folder, index and
+ * weight files), adapter folders and patch files.
+ */
 const MODEL_FOLDERS = 'graft.modelFolders';
 const ADAPTER_FOLDERS = 'graft.adapterFolders';
 const PATCH_FILES = 'graft.patchFiles';
@@ -75,7 +78,8 @@ export function registerSurgery(context: vscode.ExtensionContext, engine: Engine
   const updateContextKeys = () => {
     const entries = index.catalog?.entries ?? [];
     const folders = (kind: (e: CatalogEntry) => boolean) => entries.filter(kind).map((e) => e.path);
-    void vscode.commands.executeCommand('setContext', MODEL_FOLDERS, folders(isWholeModel));
+    const models = entries.filter(isWholeModel);
+    void vscode.commands.executeCommand('setContext', MODEL_FOLDERS, [...new Set(models.flatMap((e) => [e.path, ...(e.indexFile ? [e.indexFile] : []), ...e.weightFiles]))]);
     void vscode.commands.executeCommand('setContext', ADAPTER_FOLDERS, folders((e) => e.kind === 'adapter'));
     void vscode.commands.executeCommand('setContext', PATCH_FILES, folders((e) => e.kind === 'patch'));
   };

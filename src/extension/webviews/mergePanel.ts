@@ -133,7 +133,7 @@ class MergeSession {
     for (const entry of index.catalog?.entries ?? []) {
       if (entry.format !== 'safetensors' && entry.format !== 'safetensors-sharded') continue;
       // Adapters are merged into their base ("Merge Adapter into Base", or model+adapter in a recipe).
-      if (entry.kind === 'trainer-checkpoint' || entry.kind === 'adapter') continue;
+      if (entry.kind === 'trainer-checkpoint' || entry.kind === 'adapter' || entry.kind === 'patch') continue;
       const node = index.nodeForEntry(entry);
       const parents = node && graph ? graph.edges.filter((e) => e.child === node.id).map((e) => index.node(e.parent)?.locations?.[0]).filter((p): p is string => !!p) : [];
       views.push({
