@@ -26,8 +26,11 @@ Options:
   --no-hf-cache   scan only <dir> (the default, so runs are reproducible on any machine)
 
 Node ids are paths relative to <dir>, or hub:<org/name> for models referenced but not on disk.
-Edges: relation finetune | adapter | merge | quantized | checkpoint | copy, and source card |
-adapter_config | mergekit_config | trainer | provenance | weights (with a confidence).`;
+Graft weight patches (graft patch extract) are nodes of kind patch under their base; they and
+adapters made by graft lora extract note the fine-tune they were taken from ("from ...").
+Edges: relation finetune | adapter | merge | quantized | checkpoint | copy | patch, and source
+card | adapter_config | mergekit_config | trainer | provenance | patch_metadata | weights (with a
+confidence).`;
 
 export const lineageCommand: CliCommand = {
   name: 'lineage',
@@ -81,6 +84,7 @@ function describeNode(node: LineageNode): string {
   if (node.dtype) facts.push(node.dtype);
   if (node.format === 'gguf') facts.push('gguf');
   if ((node.locations?.length ?? 0) > 1) facts.push(`${node.locations!.length} copies`);
+  if (node.source) facts.push(`from ${node.source.id ?? node.source.label}`);
   return escapeControl(`${node.id}  (${facts.join(', ')})`);
 }
 
