@@ -195,7 +195,9 @@ export function registerSurgery(context: vscode.ExtensionContext, engine: Engine
     const finetune = target ? (index.entryContaining(target)?.path ?? target) : await pickCandidate('Transfer Fine-tune to New Base: which fine-tune?', wholeModels(index), 'Choose the fine-tuned model');
     if (!finetune) return undefined;
     const name = modelName(finetune);
-    const oldBase = given.oldBase ?? parentsOf(finetune)[0] ?? (await pickCandidate(`Transfer ${name} (1/2): Graft does not know what it was fine-tuned from; choose its base`, likelyBases(index, finetune), 'The model it was fine-tuned from (declare base_model in its README.md card to skip this)'));
+    // The declared parent (else one inferred from the weights); asked only when there is none.
+    const parent = likelyBases(index, finetune).find((c) => c.rank <= 1)?.path;
+    const oldBase = given.oldBase ?? parent ?? (await pickCandidate(`Transfer ${name} (1/2): Graft does not know what it was fine-tuned from; choose its base`, likelyBases(index, finetune), 'The model it was fine-tuned from (declare base_model in its README.md card to skip this)'));
     if (!oldBase) return undefined;
     const newBase = given.newBase ?? (await pickCandidate(`Transfer ${name} (fine-tuned from ${modelName(oldBase)}) onto which new base?`, newBaseCandidates(finetune, oldBase), 'Choose the new base version'));
     if (!newBase) return undefined;

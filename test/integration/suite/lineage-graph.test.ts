@@ -79,7 +79,7 @@ describe('lineage graph', function () {
     const errors = await probe.query('lineage', '.error-banner', { timeoutMs: 300 });
     assert.equal(errors.count, 0, `the view shows an error: ${errors.texts.join(' ')}`);
     const legend = await probe.query('lineage', 'details.legend li');
-    assert.equal(legend.count, 10, 'the legend lists 7 kinds and 3 link styles');
+    assert.equal(legend.count, 11, 'the legend lists 8 kinds (patch included) and 3 link styles');
 
     const timings = await probe.evaluate<{ layoutMs: string; renderMs: string }>('lineage', '({ ...document.querySelector("svg.lineage-svg").dataset })');
     console.log(`[graft] lineage graph layout ${timings.layoutMs} ms, drawing ${timings.renderMs} ms`);
