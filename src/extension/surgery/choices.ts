@@ -126,12 +126,15 @@ export async function askOutput(title: string, suggestion: string, saveLabel: st
   return picked?.fsPath;
 }
 
-/** A name beside `folder` that nothing has yet: `stem`, `stem-2`, ... */
-export function freshPath(folder: string, stem: string, extension = ''): string {
+/**
+ * A name in `folder` that nothing has yet: `stem`, `stem-2`, ... with `extension`; `alsoFree` names
+ * what else must not exist for a candidate (by default a merge's `.partial` folder beside it).
+ */
+export function freshPath(folder: string, stem: string, extension = '', alsoFree = (candidate: string) => [`${candidate}.partial`]): string {
   const clean = stem.replace(/[^\w.-]+/g, '-');
   for (let i = 1; ; i++) {
     const candidate = path.join(folder, `${clean}${i > 1 ? `-${i}` : ''}${extension}`);
-    if (!fs.existsSync(candidate) && !fs.existsSync(`${candidate}.partial`)) return candidate;
+    if (![candidate, ...alsoFree(candidate)].some((p) => fs.existsSync(p))) return candidate;
   }
 }
 

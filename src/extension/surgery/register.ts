@@ -56,15 +56,12 @@ export interface LayerSwapRequest {
 }
 
 /**
- * Where a generated recipe goes: beside `near` (a model folder's parent), named `stem.graft.yml`,
- * with a number added rather than replacing a file the user has.
+ * Where a generated recipe goes: `stem.graft.yml` in `folder`, numbered rather than replacing a
+ * file the user has, and so that its default output folder (the same name without the
+ * extension) is free too.
  */
 function freshRecipeFile(folder: string, stem: string): string {
-  const clean = stem.replace(/[^\w.-]+/g, '-');
-  for (let i = 1; ; i++) {
-    const file = path.join(folder, `${clean}${i > 1 ? `-${i}` : ''}.graft.yml`);
-    if (!fs.existsSync(file) && !fs.existsSync(file.replace(/\.graft\.yml$/, ''))) return file;
-  }
+  return freshPath(folder, stem, '.graft.yml', (file) => [file.replace(/\.graft\.yml$/, '')]);
 }
 
 export function registerSurgery(context: vscode.ExtensionContext, engine: Engine, log: vscode.LogOutputChannel, index: ModelIndex): SurgeryApi {
