@@ -49,3 +49,9 @@ export function parseByteSize(value: string): number | undefined {
   if (!m || unit === undefined || Number(m[1]) <= 0) return undefined;
   return Math.floor(Number(m[1]) * unit);
 }
+
+/** `x` with `digits` decimals, never "-0.00" for a value that rounds to zero. */
+export function fixedNoNegativeZero(x: number, digits: number): string {
+  const text = x.toFixed(digits);
+  return Number(text) === 0 ? (0).toFixed(digits) : text;
+}

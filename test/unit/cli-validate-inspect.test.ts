@@ -6,7 +6,7 @@ import test from 'node:test';
 import { inspectCommand, type InspectReport } from '../../src/cli/commands/inspect';
 import { validateCommand, type ValidateReport } from '../../src/cli/commands/validate';
 import { createContext, UsageError, type CliCommand } from '../../src/cli/context';
-import { formatBytes, formatCount, formatParameters, formatShape } from '../../src/core/format';
+import { fixedNoNegativeZero, formatBytes, formatCount, formatParameters, formatShape } from '../../src/core/format';
 import { fixture, tempDir, workerScript } from './helpers';
 
 async function run(command: CliCommand, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -165,4 +165,6 @@ test('formatting helpers', () => {
   assert.equal(formatShape([17, 33]), '[17, 33]');
   assert.equal(formatShape([]), '[]');
   assert.equal(formatCount(1234567), '1,234,567');
+  assert.deepEqual([-0.0004, -0, 0.0004, -0.004, 0.12].map((x) => fixedNoNegativeZero(x, 2)), ['0.00', '0.00', '0.00', '0.00', '0.12']);
+  assert.equal(fixedNoNegativeZero(-0.006, 2), '-0.01');
 });

@@ -3,6 +3,7 @@
 // B), so Compare's grid, metrics and exact cell aggregation apply unchanged. Only the task-vector
 // fields are meaningful; the plain a-vs-b fields are left undefined (NaN) and never drawn.
 import type { TensorDiff } from '../../src/core/diff/types';
+import { fixedNoNegativeZero } from '../../src/core/format';
 import type { ConnectivityReport, TransferVerdict } from '../../src/core/transfer/types';
 import { metricSpec, TASK_VECTOR_SIZE_METRICS, type MetricSpec } from '../compare/model';
 
@@ -57,6 +58,5 @@ export function share(x: number | null): string {
 
 /** A cosine with `digits` decimals, never "-0.000". */
 export function cosineText(x: number, digits = 3): string {
-  const text = x.toFixed(digits);
-  return Number(text) === 0 ? (0).toFixed(digits) : text;
+  return fixedNoNegativeZero(x, digits);
 }

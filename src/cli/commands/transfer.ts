@@ -2,7 +2,7 @@
 // after a linear-connectivity report (printed first; --check prints only the report).
 import * as path from 'node:path';
 import packageJson from '../../../package.json';
-import { formatBytes } from '../../core/format';
+import { fixedNoNegativeZero, formatBytes } from '../../core/format';
 import { RecipeError } from '../../core/merge';
 import { connectivityReport, prepareTransfer, runTransfer, type ConnectivityReport } from '../../core/transfer';
 import { displayPath, existingPath, openCheckpointArgument, parseCommandLine } from '../args';
@@ -34,8 +34,8 @@ export function reportText(report: ConnectivityReport, cwd: string): string {
     `Fine-tune ${displayPath(report.finetune, cwd)} from ${displayPath(report.from, cwd)} onto ${displayPath(report.to, cwd)}`,
     '',
     'Layer            tensors  cos(B2-B, X-B)  |B2-B|/|B|  |X-B|/|B|',
-    ...report.layers.map((l) => `${(l.layer === null ? l.group : `${l.group} ${l.layer}`).padEnd(16)} ${String(l.tensors).padStart(7)}  ${l.cosine.toFixed(4).padStart(14)}  ${fmt(l.baseUpdate).padStart(10)}  ${fmt(l.finetuneDiff).padStart(9)}`),
-    `${'all'.padEnd(16)} ${String(report.layers.reduce((n, l) => n + l.tensors, 0)).padStart(7)}  ${report.overall.cosine.toFixed(4).padStart(14)}  ${fmt(report.overall.baseUpdate).padStart(10)}  ${fmt(report.overall.finetuneDiff).padStart(9)}`,
+    ...report.layers.map((l) => `${(l.layer === null ? l.group : `${l.group} ${l.layer}`).padEnd(16)} ${String(l.tensors).padStart(7)}  ${fixedNoNegativeZero(l.cosine, 4).padStart(14)}  ${fmt(l.baseUpdate).padStart(10)}  ${fmt(l.finetuneDiff).padStart(9)}`),
+    `${'all'.padEnd(16)} ${String(report.layers.reduce((n, l) => n + l.tensors, 0)).padStart(7)}  ${fixedNoNegativeZero(report.overall.cosine, 4).padStart(14)}  ${fmt(report.overall.baseUpdate).padStart(10)}  ${fmt(report.overall.finetuneDiff).padStart(9)}`,
     `Tensors whose name or shape changed between the bases: ${report.structure.changed} of ${report.structure.tensors} (${(report.structure.share * 100).toFixed(1)}%)`,
     '',
     `Verdict: ${VERDICT_TEXT[report.verdict]}.`,

@@ -8,6 +8,7 @@ import { diffCheckpoints } from '../diff/diff';
 import type { DiffTasks } from '../diff/tasks';
 import type { TensorDiff } from '../diff/types';
 import { NON_LAYER_GROUP, parseTensorName } from '../tensors/names';
+import { fixedNoNegativeZero } from '../format';
 import type { CheckpointLayout } from '../safetensors/types';
 import type { ConnectivityCell, ConnectivityLayer, ConnectivityReport, TransferVerdict } from './types';
 
@@ -120,14 +121,14 @@ export async function connectivityReport(runner: TaskRunner<DiffTasks>, layouts:
     }
     if (conflicting.length > 0) {
       verdict = 'risky';
-      reasons.push(`In ${conflicting.length} layer${conflicting.length === 1 ? '' : 's'} the base update points against the fine-tune (cosine ${conflicting.slice(0, 3).map((l) => `${l.cosine.toFixed(2)} in ${layerName(l)}`).join(', ')}): the new base undoes part of what fine-tuning did there.`);
+      reasons.push(`In ${conflicting.length} layer${conflicting.length === 1 ? '' : 's'} the base update points against the fine-tune (cosine ${conflicting.slice(0, 3).map((l) => `${fixedNoNegativeZero(l.cosine, 2)} in ${layerName(l)}`).join(', ')}): the new base undoes part of what fine-tuning did there.`);
     }
     if (overall.cosine > OVERLAP_COSINE) {
       verdict = 'risky';
-      reasons.push(`The new base already moved in the fine-tune's direction (cosine ${overall.cosine.toFixed(2)}): adding the whole diff overshoots; try --scale below 1.`);
+      reasons.push(`The new base already moved in the fine-tune's direction (cosine ${fixedNoNegativeZero(overall.cosine, 2)}): adding the whole diff overshoots; try --scale below 1.`);
     }
     if (verdict === 'likely-safe') {
-      reasons.push(`The bases are close (||B2 - B|| / ||B|| = ${pct(overall.baseUpdate)}, the fine-tune diff is ${pct(overall.finetuneDiff)}), the base update is nearly independent of the fine-tune (cosine ${overall.cosine.toFixed(2)} overall, ${Math.min(...layers.map((l) => l.cosine)).toFixed(2)} to ${Math.max(...layers.map((l) => l.cosine)).toFixed(2)} by layer) and no tensor changed name or shape.`);
+      reasons.push(`The bases are close (||B2 - B|| / ||B|| = ${pct(overall.baseUpdate)}, the fine-tune diff is ${pct(overall.finetuneDiff)}), the base update is nearly independent of the fine-tune (cosine ${fixedNoNegativeZero(overall.cosine, 2)} overall, ${fixedNoNegativeZero(Math.min(...layers.map((l) => l.cosine)), 2)} to ${fixedNoNegativeZero(Math.max(...layers.map((l) => l.cosine)), 2)} by layer) and no tensor changed name or shape.`);
     }
   }
   return { finetune: finetune.path, from: from.path, to: to.path, overall, layers, cells, structure, verdict, reasons, warnings };
