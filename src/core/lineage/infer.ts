@@ -317,6 +317,8 @@ export function inferGroupEdges(members: readonly GroupMember[], metrics: GroupM
         .filter((x) => x !== m && x !== base);
       const fit = sparseFit(metrics, m, base, candidates, precision[m]);
       if (!fit || fit.explained < SPARSE_MIN_EXPLAINED || fit.explained - fit.chance < SPARSE_MIN_MARGIN) continue;
+      // Nearly colinear task vectors (a merge and a model it was made of) explain each other's values: no evidence of a merge of both.
+      if (entanglement({ parents: fit.parents.map((p) => ({ member: p.member, weight: 0 })), base }) > MAX_ENTANGLEMENT) continue;
       if (!best || fit.explained > best.fit.explained) best = { base, fit };
     }
     if (!best) return undefined;

@@ -158,8 +158,8 @@ interface SparseContext {
 
 /** Least share of changed values a sparse merge's parent must explain that no other parent does. */
 const SPARSE_MIN_CONTRIBUTION = 0.02;
-/** Changes this many times the tolerance or more count as informative. */
-const INFORMATIVE = 4;
+/** Changes this many times the tolerance or more count as informative (about 8 units in the last place). */
+const INFORMATIVE = 16;
 
 function sparseContext(metrics: GroupMetrics, child: number, base: number, precision: Precision): SparseContext {
   const vm = metrics.values[child];
@@ -168,8 +168,10 @@ function sparseContext(metrics: GroupMetrics, child: number, base: number, preci
   const tolerance = new Float64Array(vm.length);
   for (let k = 0; k < vm.length; k++) {
     if (metrics.weightAt[k] === 0 || !Number.isFinite(vm[k]) || !Number.isFinite(vb[k])) continue;
-    // The child's rounding, and float32 arithmetic on the way.
-    tolerance[k] = 2 * ulp(vm[k], precision) + 2 ** -21 * Math.abs(vm[k] - vb[k]);
+    // The child's own rounding (half a unit in its last place), and arithmetic on the task vectors
+    // done at worst in the child's precision (one relative unit of the change).
+    const dm = vm[k] - vb[k];
+    tolerance[k] = 0.5 * ulp(vm[k], precision) + 2 ** -precision.mantissa * Math.abs(dm);
     if (Math.abs(vm[k] - vb[k]) > INFORMATIVE * tolerance[k]) changed.push(k);
   }
   const segmentOf = new Int32Array(vm.length);
@@ -223,7 +225,7 @@ function densest(values: number[], width: number): { centre: number; count: numb
  */
 function spike(ctx: SparseContext, positions: readonly number[], numerator: (k: number) => number, denominator: (k: number) => number): { coefficient: number; matches: number } | undefined {
   let ratios: number[] = [];
-  let factor = 64;
+  let factor = 256;
   for (; factor >= 16; factor /= 4) {
     ratios = [];
     for (const k of positions) {
@@ -237,16 +239,34 @@ function spike(ctx: SparseContext, positions: readonly number[], numerator: (k: 
   const width = 2 / Math.max(16, factor);
   const { centre, count: inWindow } = densest(ratios, width);
   if (inWindow < 8) return undefined;
-  const matches = (c: number) => {
-    let count = 0;
-    for (const k of positions) if (Math.abs(numerator(k) - c * denominator(k)) <= ctx.tolerance[k]) count++;
-    return count;
+  // With a shift, the denominator is read further on within its tensor: misaligned, what chance matches.
+  const at = (k: number, shift: number) => {
+    if (shift === 0) return k;
+    const segment = ctx.metrics.segments[ctx.segmentOf[k]];
+    return segment.offset + ((k - segment.offset + shift) % segment.count);
   };
-  const count = matches(centre);
-  const chance = maxOf([3, -3, 6, -6].map((f) => matches(centre * (1 + f * width))));
-  if (count < 16 || count < 4 * chance + 8) return undefined;
-  return { coefficient: centre, matches: count };
+  const matching = (c: number, shift: number) => positions.filter((k) => Math.abs(numerator(k) - c * denominator(at(k, shift))) <= ctx.tolerance[k]);
+  // The window locates the coefficient to its width; least squares on the values it matches
+  // (weighed by their precision) pins it down to the rounding.
+  let coefficient = centre;
+  for (let round = 0; round < 2; round++) {
+    let xy = 0;
+    let xx = 0;
+    for (const k of matching(coefficient, 0)) {
+      const w = 1 / ctx.tolerance[k] ** 2;
+      xy += w * numerator(k) * denominator(k);
+      xx += w * denominator(k) ** 2;
+    }
+    if (xx > 0) coefficient = xy / xx;
+  }
+  const count = matching(coefficient, 0).length;
+  const chance = maxOf(SHIFTS.map((shift) => matching(coefficient, shift).length));
+  if (count < 16 || count < 2 * chance + 4 * Math.sqrt(chance) + 8) return undefined;
+  return { coefficient, matches: count };
 }
+
+/** Misalignments (in places within a tensor) that measure what chance explains: several runs of 16 apart, off the run grid. */
+const SHIFTS = [5 * 16 + 3, 9 * 16 + 7, 13 * 16 + 11];
 
 /** What a sparse merge predicts at one position for each set of surviving parents. */
 type Prediction = (k: number, delta: (p: number, k: number) => number) => number[];
@@ -355,7 +375,7 @@ export function sparseFit(metrics: GroupMetrics, child: number, base: number, ca
     }
   }
   const predict = predictor(parents);
-  const chance = explainedShare(ctx, predict, 5 * 16 + 3);
+  const chance = maxOf(SHIFTS.map((shift) => explainedShare(ctx, predict, shift)));
   // TIES trims the smallest task-vector values: where the child kept the base, the parents' changes are small.
   const kept: number[] = [];
   const dropped: number[] = [];
