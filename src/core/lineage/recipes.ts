@@ -272,8 +272,8 @@ const SHIFTS = [5 * 16 + 3, 9 * 16 + 7, 13 * 16 + 11];
 type Prediction = (k: number, delta: (p: number, k: number) => number) => number[];
 
 /** Share of informative changed positions that some set of survivors explains within the rounding. */
-function explainedShare(ctx: SparseContext, predict: Prediction, shift: number): number {
-  const { metrics, changed, tolerance } = ctx;
+function explainedShare(ctx: SparseContext, predict: Prediction, shift: number, changed: readonly number[]): number {
+  const { metrics, tolerance } = ctx;
   const vm = metrics.values[ctx.child];
   const vb = metrics.values[ctx.base];
   // With a shift, each parent's task vector is read `shift` places further on within its tensor: misaligned.
@@ -320,6 +320,11 @@ export function sparseFit(metrics: GroupMetrics, child: number, base: number, ca
   parents.sort((x, y) => y.matches - x.matches);
   parents.splice(4);
   if (parents.length < 2) return undefined;
+  // A value equal to a candidate's proves nothing in 16 bits: small updates leave many values as
+  // they were, so a fine-tune or the next training step equals its neighbours at many positions
+  // (a coefficient-1 "spike"). The fit is judged where the child equals none of them.
+  const judged = ctx.changed.filter((k) => !parents.some((p) => metrics.values[p.member][k] === vm[k]));
+  if (judged.length < 32) return undefined;
 
   const predictor = (chosen: readonly SparseParent[]): Prediction => {
     // TIES: every single survivor carries lambda; weights from pairs: (dm/lambda - d_j) / (d_i - d_j) = w_i / (w_i + w_j).
@@ -365,17 +370,17 @@ export function sparseFit(metrics: GroupMetrics, child: number, base: number, ca
   };
   // Backward elimination: a parent stays only if the fit needs it (another merge of the same
   // parents, or a model trained from one of them, also shows spikes but explains nothing new).
-  let explained = explainedShare(ctx, predictor(parents), 0);
+  let explained = explainedShare(ctx, predictor(parents), 0, judged);
   for (let i = parents.length - 1; i >= 0 && parents.length > 2; i--) {
     const without = parents.filter((_, j) => j !== i);
-    const rest = explainedShare(ctx, predictor(without), 0);
+    const rest = explainedShare(ctx, predictor(without), 0, judged);
     if (explained - rest < SPARSE_MIN_CONTRIBUTION) {
       parents.splice(i, 1);
       explained = rest;
     }
   }
   const predict = predictor(parents);
-  const chance = maxOf(SHIFTS.map((shift) => explainedShare(ctx, predict, shift)));
+  const chance = maxOf(SHIFTS.map((shift) => explainedShare(ctx, predict, shift, judged)));
   // TIES trims the smallest task-vector values: where the child kept the base, the parents' changes are small.
   const kept: number[] = [];
   const dropped: number[] = [];
