@@ -61,6 +61,14 @@ function mainDtype(dtypes: Record<string, number> | undefined): string | undefin
   return best;
 }
 
+/** FNV-1a over the bits of the values. */
+function valuesHash(values: Float32Array): number {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  let h = 0x811c9dc5;
+  for (let i = 0; i < bits.length; i++) h = Math.imul(h ^ bits[i], 0x01000193);
+  return h >>> 0;
+}
+
 function sameValues(a: Float32Array, b: Float32Array): boolean {
   if (a.length !== b.length) return false;
   const x = new Uint32Array(a.buffer, a.byteOffset, a.length);
@@ -109,13 +117,18 @@ export async function buildLineage(catalog: Catalog, options: BuildLineageOption
   await readFingerprints(collisions.flat());
   const groupOf = new Map<CatalogEntry, CatalogEntry[]>();
   for (const bucket of collisions) {
-    const groups: CatalogEntry[][] = [];
+    // Grouped by a hash of the values first: a long training run is one bucket of thousands.
+    const groupsByHash = new Map<number, CatalogEntry[][]>();
     for (const entry of bucket) {
-      const group = groups.find((g) => sameValues(fingerprints.get(g[0].path)!, fingerprints.get(entry.path)!));
+      const values = fingerprints.get(entry.path)!;
+      const hash = valuesHash(values);
+      const groups = groupsByHash.get(hash) ?? [];
+      if (groups.length === 0) groupsByHash.set(hash, groups);
+      const group = groups.find((g) => sameValues(fingerprints.get(g[0].path)!, values));
       if (group) group.push(entry);
       else groups.push([entry]);
     }
-    for (const group of groups) for (const entry of group) groupOf.set(entry, group);
+    for (const groups of groupsByHash.values()) for (const group of groups) for (const entry of group) groupOf.set(entry, group);
   }
 
   // 2. Nodes. The id is the first location outside the HF cache, else the hub id.
