@@ -50,6 +50,8 @@ const GROWTH_RATIO_MAX = 10;
 const GROWTH_MIN_SIGNIFICANCE = 3;
 /** Candidate parents examined for each possible merge: its nearest related checkpoints. */
 const MERGE_CANDIDATES = 10;
+/** The same in large groups (the index is in use): a merge lies between its parents, so they are among its very nearest. */
+const MERGE_CANDIDATES_INDEXED = 6;
 /** Least coefficient a parent must have in a merge (below it the merge does not draw on it, and a smaller set fits too). */
 const MERGE_MIN_COEFFICIENT = 0.02;
 /** Sets kept at each size when growing candidate parent sets in large groups. */
@@ -225,10 +227,11 @@ export function inferGroupEdges(members: readonly GroupMember[], metrics: GroupM
 
   // 2. Merges.
   const readings: MergeReading[] = [];
+  const mergeCandidates = metrics.indexed ? MERGE_CANDIDATES_INDEXED : MERGE_CANDIDATES;
   for (let m = 0; m < n; m++) {
     // A trainer checkpoint is a training state, never a merge (and sits between its run's neighbours by construction).
     if (!active(m) || members[m].declaredParent || members[m].run) continue;
-    const near = neighbours[m].filter((x) => active(x) && d(x, m) > 0 && related(x, m)).slice(0, MERGE_CANDIDATES);
+    const near = neighbours[m].filter((x) => active(x) && d(x, m) > 0 && related(x, m)).slice(0, mergeCandidates);
     const reading = exactReading(m, near) ?? segmentReading(m, near) ?? sparseReading(m, near);
     if (reading) readings.push({ ...reading, entanglement: entanglement(reading) });
   }
@@ -313,7 +316,7 @@ export function inferGroupEdges(members: readonly GroupMember[], metrics: GroupM
     let best: { base: number; fit: NonNullable<ReturnType<typeof sparseFit>> } | undefined;
     for (const base of near) {
       if (scatteredEquality(metrics, m, base) < SPARSE_SCREEN) continue;
-      const candidates = [...new Set([...near, ...neighbours[base].filter((x) => active(x) && related(x, base)).slice(0, MERGE_CANDIDATES)])]
+      const candidates = [...new Set([...near, ...neighbours[base].filter((x) => active(x) && related(x, base)).slice(0, mergeCandidates)])]
         .filter((x) => x !== m && x !== base);
       const fit = sparseFit(metrics, m, base, candidates, precision[m]);
       if (!fit || fit.explained < SPARSE_MIN_EXPLAINED || fit.explained - fit.chance < SPARSE_MIN_MARGIN) continue;

@@ -13,9 +13,13 @@ export const EXACT_PAIRS_MAX = 256;
 /** Neighbours kept per member when the index is used. */
 export const INDEX_NEIGHBOURS = 16;
 /** Coordinates of the sketch the index clusters on. */
-const SKETCH_SIZE = 128;
+const SKETCH_SIZE = 64;
 /** Clusters probed per member: its own and the next nearest. */
 const PROBES = 3;
+/** Candidates from the sketches whose exact distances are taken (the neighbours kept are the nearest of them). */
+const EXACT_CANDIDATES = 2 * INDEX_NEIGHBOURS;
+/** Rounds of k-means over the sketches. */
+const KMEANS_ROUNDS = 3;
 
 /** A value equal in unrelated models by construction (zero biases, unit norms): not evidence of descent. */
 function trivial(x: number): boolean {
@@ -173,7 +177,9 @@ function approximateNeighbours(values: readonly Float32Array[], weightAt: Float6
   const centroids = new Float32Array(clusters * dim);
   for (let c = 0; c < clusters; c++) centroids.set(sketch.subarray(Math.floor((c * n) / clusters) * dim, Math.floor((c * n) / clusters) * dim + dim), c * dim);
   const assignment = new Int32Array(n);
-  for (let round = 0; round < 4; round++) {
+  const sums = new Float64Array(clusters * dim);
+  const counts = new Int32Array(clusters);
+  for (let round = 0; round < KMEANS_ROUNDS; round++) {
     for (let i = 0; i < n; i++) {
       let best = 0;
       let bestDistance = Infinity;
@@ -186,31 +192,63 @@ function approximateNeighbours(values: readonly Float32Array[], weightAt: Float6
       }
       assignment[i] = best;
     }
-    const sums = new Float64Array(clusters * dim);
-    const counts = new Int32Array(clusters);
+    sums.fill(0);
+    counts.fill(0);
     for (let i = 0; i < n; i++) {
-      counts[assignment[i]]++;
-      for (let c = 0; c < dim; c++) sums[assignment[i] * dim + c] += sketch[i * dim + c];
+      const a = assignment[i];
+      counts[a]++;
+      for (let c = 0; c < dim; c++) sums[a * dim + c] += sketch[i * dim + c];
     }
     for (let c = 0; c < clusters; c++) if (counts[c] > 0) for (let x = 0; x < dim; x++) centroids[c * dim + x] = sums[c * dim + x] / counts[c];
   }
   const members: number[][] = Array.from({ length: clusters }, () => []);
   for (let i = 0; i < n; i++) members[assignment[i]].push(i);
   const out: number[][] = [];
+  // Scratch for the selections, reused for every member (no per-member allocation in the hot loop).
+  const probeIds = new Int32Array(PROBES);
+  const probeDistances = new Float64Array(PROBES);
+  const keep = EXACT_CANDIDATES;
+  const candidateIds = new Int32Array(keep);
+  const candidateDistances = new Float64Array(keep);
   for (let i = 0; i < n; i++) {
-    const nearest = [...Array(clusters).keys()]
-      .map((c) => ({ c, d: sketchDistance(sketch, i * dim, centroids, c * dim) }))
-      .sort((a, b) => a.d - b.d)
-      .slice(0, PROBES);
-    const candidates: { j: number; d: number }[] = [];
-    for (const { c } of nearest) for (const j of members[c]) if (j !== i) candidates.push({ j, d: sketchDistance(sketch, i * dim, sketch, j * dim) });
-    candidates.sort((a, b) => a.d - b.d);
-    out.push(candidates.slice(0, 3 * INDEX_NEIGHBOURS).map(({ j }) => ({ j, d: dist(i, j) })).sort((a, b) => a.d - b.d).slice(0, INDEX_NEIGHBOURS).map(({ j }) => j));
+    const probes = smallest(clusters, (c) => sketchDistance(sketch, i * dim, centroids, c * dim), probeIds, probeDistances);
+    let kept = 0;
+    for (let p = 0; p < probes; p++) {
+      for (const j of members[probeIds[p]]) {
+        if (j === i) continue;
+        kept = insertSmallest(j, sketchDistance(sketch, i * dim, sketch, j * dim), candidateIds, candidateDistances, kept);
+      }
+    }
+    const exact: { j: number; d: number }[] = [];
+    for (let c = 0; c < kept; c++) exact.push({ j: candidateIds[c], d: dist(i, candidateIds[c]) });
+    out.push(exact.sort((a, b) => a.d - b.d).slice(0, INDEX_NEIGHBOURS).map(({ j }) => j));
   }
   // Neighbourhood is symmetric: j near i makes i a candidate of j.
   for (let i = 0; i < n; i++) for (const j of out[i]) if (!out[j].includes(i)) out[j].push(i);
   for (let i = 0; i < n; i++) out[i].sort((a, b) => dist(i, a) - dist(i, b));
   return out;
+}
+
+/** The `ids.length` smallest of score(0..count-1), nearest first, into ids / distances; returns how many. */
+function smallest(count: number, score: (x: number) => number, ids: Int32Array, distances: Float64Array): number {
+  let kept = 0;
+  for (let x = 0; x < count; x++) kept = insertSmallest(x, score(x), ids, distances, kept);
+  return kept;
+}
+
+/** Inserts (id, distance) into the sorted bounded lists ids / distances holding `kept` entries; returns the new count. */
+function insertSmallest(id: number, distance: number, ids: Int32Array, distances: Float64Array, kept: number): number {
+  const capacity = ids.length;
+  if (kept === capacity && distance >= distances[capacity - 1]) return kept;
+  let at = kept < capacity ? kept : capacity - 1;
+  while (at > 0 && distances[at - 1] > distance) {
+    ids[at] = ids[at - 1];
+    distances[at] = distances[at - 1];
+    at--;
+  }
+  ids[at] = id;
+  distances[at] = distance;
+  return kept < capacity ? kept + 1 : kept;
 }
 
 /** Mantissa bits and smallest normal exponent of the float formats a checkpoint may hold. */
@@ -238,9 +276,16 @@ export function precisionOf(dtype: string | undefined, values: Float32Array): Pr
   return bf16 ? { dtype: 'BF16', ...FORMATS.BF16 } : { dtype: 'F32', ...FORMATS.F32 };
 }
 
-/** Spacing of representable values of `precision` around x (one unit in the last place). */
+const exponentScratch = new Float32Array(1);
+const exponentBits = new Uint32Array(exponentScratch.buffer);
+/** Powers of two from 2^-200 to 2^200: ulp is called for every sampled value of every checkpoint. */
+const POWERS_OF_TWO = Float64Array.from({ length: 401 }, (_, i) => 2 ** (i - 200));
+
+/** Spacing of representable values of `precision` around x (one unit in the last place). x is a float32 value. */
 export function ulp(x: number, precision: Precision): number {
-  const a = Math.abs(x);
-  const exponent = a > 0 ? Math.max(precision.minExponent, Math.floor(Math.log2(a))) : precision.minExponent;
-  return 2 ** (exponent - precision.mantissa);
+  // The exponent straight from the float32 bits (0 and subnormals read as the smallest normal exponent).
+  exponentScratch[0] = x;
+  const biased = (exponentBits[0] >>> 23) & 0xff;
+  const exponent = biased === 0 ? precision.minExponent : Math.max(precision.minExponent, biased - 127);
+  return POWERS_OF_TWO[exponent - precision.mantissa + 200];
 }
