@@ -34,7 +34,7 @@
 // makes a node its own ancestor.
 import { appendAll, minOf } from '../collections';
 import { precisionOf, type GroupMetrics, type Precision } from './metrics';
-import { affineFit, blockRank, roundingNoise, ROUNDING_ALLOWANCE, scatteredEquality, segmentFit, sparseFit } from './recipes';
+import { affineFit, blockRank, roundingNoise, ROUNDING_ALLOWANCE, scatteredEquality, segmentFit, sparseFit, SPARSE_MIN_EXPLAINED } from './recipes';
 import type { LineageEdge } from './types';
 
 export { groupMetrics, type GroupMetrics } from './metrics';
@@ -62,11 +62,14 @@ const MAX_ENTANGLEMENT = 0.95;
 const SUPERSET_GAIN = 0.8;
 /** A per-tensor fit is only tried where the affine one already explains most of the difference (a cheap screen). */
 const SEGMENT_SCREEN = 0.05;
-/** Share of its changed values a sparse merge's model must explain, and its least margin over chance. */
-const SPARSE_MIN_EXPLAINED = 0.9;
+/** Least margin over chance of the share of its changed values a sparse merge's model explains. */
 const SPARSE_MIN_MARGIN = 0.4;
 /** Share of values equal to a candidate base, scattered inside changed tensors, that makes a sparse merge worth testing. */
 const SPARSE_SCREEN = 0.01;
+/** Candidate bases tried for a sparse merge: those the child equals most often (its parents, in TIES with lambda 1, may come first). */
+const SPARSE_BASES = 6;
+/** The same in large groups (the index is in use): a long bf16 training run equals its neighbours everywhere, and each try costs. */
+const SPARSE_BASES_INDEXED = 3;
 /** A cast may disagree with rounding at this share of values (non-finite or clamped values). */
 const CAST_MAX_MISMATCH = 0.001;
 
@@ -314,8 +317,10 @@ export function inferGroupEdges(members: readonly GroupMember[], metrics: GroupM
 
   function sparseReading(m: number, near: number[]): Omit<MergeReading, 'entanglement'> | undefined {
     let best: { base: number; fit: NonNullable<ReturnType<typeof sparseFit>> } | undefined;
-    for (const base of near) {
-      if (scatteredEquality(metrics, m, base) < SPARSE_SCREEN) continue;
+    // The base of a sparse merge is among the candidates the child most often equals inside changed tensors (where all parents were dropped).
+    const bases = near.map((x) => ({ x, share: scatteredEquality(metrics, m, x) })).filter((c) => c.share >= SPARSE_SCREEN)
+      .sort((a, b) => b.share - a.share).slice(0, metrics.indexed ? SPARSE_BASES_INDEXED : SPARSE_BASES).map((c) => c.x);
+    for (const base of bases) {
       const candidates = [...new Set([...near, ...neighbours[base].filter((x) => active(x) && related(x, base)).slice(0, mergeCandidates)])]
         .filter((x) => x !== m && x !== base);
       const fit = sparseFit(metrics, m, base, candidates, precision[m]);

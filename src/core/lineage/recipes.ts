@@ -156,6 +156,8 @@ interface SparseContext {
   segmentOf: Int32Array;
 }
 
+/** Share of its changed values a sparse merge's model must explain. */
+export const SPARSE_MIN_EXPLAINED = 0.9;
 /** Least share of changed values a sparse merge's parent must explain that no other parent does. */
 const SPARSE_MIN_CONTRIBUTION = 0.02;
 /** Changes this many times the tolerance or more count as informative (about 8 units in the last place). */
@@ -311,10 +313,23 @@ export function sparseFit(metrics: GroupMetrics, child: number, base: number, ca
   const vm = metrics.values[child];
   const vb = metrics.values[base];
   const dm = (k: number) => vm[k] - vb[k];
-  const dp = (p: number) => (k: number) => metrics.values[p][k] - vb[k];
+  // Each candidate's task vector, computed once: the fits below read it many times per position.
+  const taskVectors = new Map<number, (k: number) => number>();
+  const dp = (p: number) => {
+    let read = taskVectors.get(p);
+    if (!read) {
+      const vp = metrics.values[p];
+      const delta = new Float64Array(vp.length);
+      for (let k = 0; k < vp.length; k++) delta[k] = vp[k] - vb[k];
+      read = (k: number) => delta[k];
+      taskVectors.set(p, read);
+    }
+    return read;
+  };
   const parents: SparseParent[] = [];
   for (const p of candidates) {
-    const found = spike(ctx, ctx.changed, dm, dp(p));
+    const vp = metrics.values[p];
+    const found = spike(ctx, ctx.changed, dm, (k) => vp[k] - vb[k]);
     if (found) parents.push({ member: p, coefficient: found.coefficient, matches: found.matches });
   }
   parents.sort((x, y) => y.matches - x.matches);
@@ -330,7 +345,8 @@ export function sparseFit(metrics: GroupMetrics, child: number, base: number, ca
     // TIES: every single survivor carries lambda; weights from pairs: (dm/lambda - d_j) / (d_i - d_j) = w_i / (w_i + w_j).
     const lambda = chosen.reduce((s, p) => s + p.coefficient, 0) / chosen.length;
     // Where one parent alone (or none) explains the change, the pair's ratio is 1 or 0: look elsewhere.
-    const several = ctx.changed.filter((k) => Math.abs(dm(k)) > ctx.tolerance[k] && !chosen.some((p) => Math.abs(dm(k) - p.coefficient * dp(p.member)(k)) <= ctx.tolerance[k]));
+    const reads = chosen.map((p) => dp(p.member));
+    const several = ctx.changed.filter((k) => Math.abs(dm(k)) > ctx.tolerance[k] && !chosen.some((p, i) => Math.abs(dm(k) - p.coefficient * reads[i](k)) <= ctx.tolerance[k]));
     const weights = [1];
     for (let j = 1; j < chosen.length; j++) {
       const [first, other] = [dp(chosen[0].member), dp(chosen[j].member)];
@@ -344,13 +360,14 @@ export function sparseFit(metrics: GroupMetrics, child: number, base: number, ca
       if (group.length < 2) return undefined;
       let positions = several;
       let c: number[] | undefined;
+      const groupReads = group.map((p) => dp(p.member));
       for (let round = 0; round < 2 && positions.length >= 4 * group.length; round++) {
-        const G = group.map((p) => group.map((q) => positions.reduce((s, k) => s + dp(p.member)(k) * dp(q.member)(k), 0)));
-        const g = group.map((p) => positions.reduce((s, k) => s + dp(p.member)(k) * dm(k), 0));
+        const G = groupReads.map((x) => groupReads.map((y) => positions.reduce((s, k) => s + x(k) * y(k), 0)));
+        const g = groupReads.map((x) => positions.reduce((s, k) => s + x(k) * dm(k), 0));
         c = solve(G, g);
         if (!c) return undefined;
         const coefficients = c;
-        positions = positions.filter((k) => Math.abs(dm(k) - group.reduce((s, p, i) => s + coefficients[i] * dp(p.member)(k), 0)) <= 64 * ctx.tolerance[k]);
+        positions = positions.filter((k) => Math.abs(dm(k) - groupReads.reduce((s, x, i) => s + coefficients[i] * x(k), 0)) <= 64 * ctx.tolerance[k]);
       }
       return c;
     });
@@ -371,6 +388,9 @@ export function sparseFit(metrics: GroupMetrics, child: number, base: number, ca
   // Backward elimination: a parent stays only if the fit needs it (another merge of the same
   // parents, or a model trained from one of them, also shows spikes but explains nothing new).
   let explained = explainedShare(ctx, predictor(parents), 0, judged);
+  // Fewer parents never explain more: a set that falls short now is no sparse merge (and the
+  // elimination and chance passes, the costly part, are spared for the many checkpoints that are not).
+  if (explained < SPARSE_MIN_EXPLAINED) return undefined;
   for (let i = parents.length - 1; i >= 0 && parents.length > 2; i--) {
     const without = parents.filter((_, j) => j !== i);
     const rest = explainedShare(ctx, predictor(without), 0, judged);
