@@ -11,8 +11,8 @@
 //
 // Run: npm run bench -- lineage-zoos   (GRAFT_ZOOS=<count> for fewer zoos, GRAFT_ZOO_SEED=<seed> for
 // one, GRAFT_ZOO_VERBOSE=1 to print every miss; GRAFT_SCALE_ONLY=1 for the scale run alone,
-// GRAFT_SCALE_MEMBERS=<count> for another size, GRAFT_SCALE_PROFILE=<folder> to write a CPU profile
-// of the cold run there)
+// GRAFT_SCALE_MEMBERS=<count> for another size, GRAFT_SCALE_DTYPE=BF16 to store the run in bf16,
+// GRAFT_SCALE_PROFILE=<folder> to write a CPU profile of the cold run there)
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -68,7 +68,7 @@ async function zoos(): Promise<void> {
 
 const SCALE_TENSORS = 16;
 const SCALE_SHAPE = [16, 64];
-const SCALE_DTYPE = 'F32';
+const SCALE_DTYPE = (process.env.GRAFT_SCALE_DTYPE ?? 'F32') as 'F32' | 'BF16';
 const SCALE_RUN_STEPS = 50;
 
 /**
