@@ -77,6 +77,9 @@ function sameValues(a: Float32Array, b: Float32Array): boolean {
   return true;
 }
 
+/** Fingerprint reads kept in flight at once. */
+const FINGERPRINT_READS_IN_FLIGHT = 16;
+
 export async function buildLineage(catalog: Catalog, options: BuildLineageOptions): Promise<LineageGraph> {
   const root = path.resolve(options.root);
   const runner = options.runner ?? new InlineRunner(lineageTasks);
@@ -90,7 +93,9 @@ export async function buildLineage(catalog: Catalog, options: BuildLineageOption
   const readFingerprints = async (wanted: CatalogEntry[]): Promise<void> => {
     const todo = wanted.filter((e) => !fingerprints.has(e.path));
     fingerprintsWanted += todo.length;
-    await mapLimit(todo, Math.max(2, runner.concurrency * 2), async (entry) => {
+    // Reading a fingerprint is mostly waiting on a few small reads: keep many in flight, whatever
+    // the number of threads computing (each holds at most 64 KiB).
+    await mapLimit(todo, Math.max(FINGERPRINT_READS_IN_FLIGHT, runner.concurrency * 2), async (entry) => {
       const perTensor = samplesPerTensor(entry.tensorCount ?? 1);
       const weights = new Set(entry.weightFiles);
       const signature = [FINGERPRINT_VERSION, perTensor, ...entry.sources.filter((s) => weights.has(s.path)).map((s) => `${s.path}:${s.size}:${s.mtimeMs}`)].join('|');
