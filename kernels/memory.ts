@@ -6,6 +6,8 @@
 export const BLOCK: i32 = 2048;
 const SCRATCH = memory.data(3 * 2048 * 4, 16);
 export const RESULTS = memory.data(32 * 8, 16);
+/** Tables a kernel takes besides its scalar arguments (operand pointers, weights): 1024 words. */
+export const ARGS = memory.data(1024 * 4, 16);
 
 /** Decode scratch of operand `slot` (0..2). */
 @inline export function scratch(slot: i32): usize {
@@ -15,6 +17,11 @@ export const RESULTS = memory.data(32 * 8, 16);
 /** Where a kernel leaves its float64 results. */
 export function results(): usize {
   return RESULTS;
+}
+
+/** Where the JavaScript side writes a kernel's tables. */
+export function args(): usize {
+  return ARGS;
 }
 
 /** The first byte the JavaScript side may use. */

@@ -63,6 +63,11 @@ export class Kernels {
 
 let kernels: Kernels | undefined;
 
+/** This thread's kernels if they were made: arrays can live in their memory only then. */
+export function loadedKernels(): Kernels | undefined {
+  return kernels;
+}
+
 /** This thread's WebAssembly kernels, or undefined when the JavaScript path is selected. */
 export function wasmKernels(): Kernels | undefined {
   if (selectedKernels() === 'javascript') return undefined;

@@ -31,6 +31,19 @@ export interface KernelExports {
   statsSums(kind: number, src: number, n: number): void;
   statsM2(kind: number, src: number, n: number, mean: number): void;
   histogram(kind: number, src: number, n: number, lo: number, hi: number, scale: number, bins: number, counts: number): void;
+  args(): number;
+  subtract(a: number, b: number, out: number, n: number): void;
+  clearSigns(values: number, n: number): void;
+  scaleInPlace(values: number, n: number, r: number): void;
+  histogramHigh(keys: number, n: number, hist: number): void;
+  histogramLow(keys: number, n: number, bucket: number, hist: number): void;
+  countEqual(keys: number, n: number, threshold: number, block: number, counts: number): void;
+  deltaHistogramHigh(x: number, base: number, n: number, hist: number): void;
+  deltaHistogramLow(x: number, base: number, n: number, bucket: number, hist: number): void;
+  deltaCountEqual(x: number, base: number, n: number, threshold: number, block: number, counts: number): void;
+  keepInCut(values: number, n: number, threshold: number, need: number, eqBefore: number, descending: number): number;
+  weightedSum(models: number, n: number, normalize: number, divisor: number, out: number): void;
+  taskCombine(models: number, base: number, n: number, consensus: number, normalize: number, divisor: number, out: number): void;
 }
 
 /**

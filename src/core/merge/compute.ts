@@ -1,9 +1,11 @@
 // Evaluating jobs on element ranges, on a worker thread: reading operands (file tensors, LoRA-patched
 // tensors, earlier stages' jobs computed on the fly), running a stage's reduce or the method's
 // apply, and rounding to the output dtype exactly as torch casts.
-import { decodeToFloat, encodeFromFloat32 } from '../safetensors/dtypes';
+import type { KernelRegion, Kernels } from '../kernels';
+import { decodePlaced } from '../kernels/codec';
+import { decodesToFloat64, decodeToFloat, encodeFromFloat32 } from '../safetensors/dtypes';
 import type { DType, TensorRef } from '../safetensors/types';
-import { ChunkReader } from '../tensors/chunkReader';
+import { ChunkReader, readIntoBytes } from '../tensors/chunkReader';
 import type { FileHandles } from '../tensors/stream';
 import type { AdapterPatch } from './lora';
 import { operandsOf, type Operand, type TensorJob } from './jobs';
@@ -27,12 +29,26 @@ export function stageOf(job: TensorJob, found: Found, stageId: string): Stage {
   return stage;
 }
 
+/**
+ * Regions of the WebAssembly kernels' memory that file operands are read into, two per operand
+ * (the bytes as stored, and their float32 values when they need decoding), handed to operands
+ * in the order they are first read.
+ */
+export interface OperandPlacement {
+  kernels: Kernels;
+  regions: KernelRegion[];
+}
+
 /** Buffers and handles one task reuses across its sub-chunks. */
 export class OperandReader {
   private readonly readers = new Map<string, ChunkReader>();
   private readonly whole = new Map<string, Float32Array>();
+  private readonly placed = new Map<string, { raw: KernelRegion; values: KernelRegion }>();
 
-  constructor(private readonly handles: FileHandles) {}
+  constructor(
+    private readonly handles: FileHandles,
+    private readonly placement?: OperandPlacement,
+  ) {}
 
   dispose(): void {
     for (const r of this.readers.values()) r.dispose();
@@ -50,8 +66,30 @@ export class OperandReader {
       reader = new ChunkReader();
       this.readers.set(key, reader);
     }
+    const place = this.placeFor(key, ref, count);
+    if (place) {
+      // Straight into the kernels' memory, decoded there when stored as BF16/F16.
+      const kind = await reader.readInto(ref, await this.handles.get(ref.file), start, count, place.raw.bytes());
+      if (kind === 'f32') return place.raw.floats(count);
+      decodePlaced(this.placement!.kernels, { kind: kind!, region: place.raw }, place.values, count);
+      return place.values.floats(count);
+    }
     const values = await reader.readValues(ref, await this.handles.get(ref.file), start, count);
     return values instanceof Float32Array ? values : Float32Array.from(values);
+  }
+
+  /** The regions operand `key` is read into, when there is a placement with room and the dtype decodes to float32. */
+  private placeFor(key: string, ref: TensorRef, count: number): { raw: KernelRegion; values: KernelRegion } | undefined {
+    if (!this.placement || decodesToFloat64(ref.dtype)) return undefined;
+    let place = this.placed.get(key);
+    if (!place) {
+      const next = 2 * this.placed.size;
+      const [raw, values] = this.placement.regions.slice(next, next + 2);
+      if (!values) return undefined;
+      place = { raw, values };
+      this.placed.set(key, place);
+    }
+    return place.raw.byteLength >= readIntoBytes(count) && place.values.byteLength >= readIntoBytes(count) ? place : undefined;
   }
 
   /** A whole (small) tensor, read once per task: LoRA factors. */

@@ -4,6 +4,7 @@
 // `runner.concurrency` ranges are in flight, so memory is bounded by workers x range size whatever
 // the model size. Everything is written into `<out>.partial/`, renamed into place when complete,
 // and removed on failure or cancel; inputs are only ever read.
+import { randomUUID } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { mapLimit, type TaskRunner } from '../engine/pool';
@@ -109,6 +110,8 @@ export async function executeMerge(plan: MergePlan, options: ExecuteOptions): Pr
   const partial = `${out}.partial`;
   const { runner, signal } = options;
   const chunkElements = Math.max(1, Math.floor(options.chunkElements ?? DEFAULT_CHUNK_ELEMENTS));
+  // Tasks of this run share read handles on each worker thread (see tasks.ts).
+  const session = randomUUID();
   await checkOutput(plan, out, options.force ?? false);
   await beginPartialFolder(out);
 
@@ -161,7 +164,7 @@ export async function executeMerge(plan: MergePlan, options: ExecuteOptions): Pr
             let merged: unknown;
             await Promise.all(ranges.map((range, i) => slots.run(async () => {
               signal?.throwIfAborted?.();
-              const partial = await runner.run('mergeStage', { job, founds: foundsFor(job, range.start, range.count), stageId: s.id, ...range, subChunk: subChunkFor(job, range.count) }, { signal });
+              const partial = await runner.run('mergeStage', { job, founds: foundsFor(job, range.start, range.count), stageId: s.id, ...range, subChunk: subChunkFor(job, range.count), session }, { signal });
               arrived.set(i, partial);
               while (arrived.has(next)) {
                 const p = arrived.get(next);
@@ -201,9 +204,12 @@ export async function executeMerge(plan: MergePlan, options: ExecuteOptions): Pr
         const elementBytes = byteLengthOf(job.dtype, 1);
         await Promise.all(jobRanges(job, chunkElements).map((range) => slots.run(async () => {
           signal?.throwIfAborted?.();
-          const bytes = await runner.run('mergeApply', { job, founds: foundsFor(job, range.start, range.count), ...range, subChunk: subChunkFor(job, range.count) }, { signal });
-          await writer.writeTensor(t.name, bytes, range.start * elementBytes);
-          bytesDone += bytes.byteLength;
+          // The task writes its bytes into the partial file itself; the writer records them.
+          const byteOffset = range.start * elementBytes;
+          const output = { file: writer.partialPath, position: writer.positionOf(t.name, byteOffset, range.count * elementBytes) };
+          const written = await runner.run('mergeApply', { job, founds: foundsFor(job, range.start, range.count), ...range, subChunk: subChunkFor(job, range.count), session, output }, { signal });
+          writer.recordWritten(t.name, byteOffset, written);
+          bytesDone += written;
           report();
         })));
       }

@@ -7,10 +7,19 @@
 //            elements equal to T belong to the cut (`need`);
 //   pass eq: only when some but not all elements equal to T belong: how many equal T in each
 //            block, so a chunk knows how many came before it.
+import { loadedKernels } from '../kernels';
+import { clearSignsResident, countEqualResident, deltaCountEqualResident, deltaHistogramResident, histogramResident, keepInCutResident } from '../kernels/merge';
 import { SUM_BLOCK } from './exact';
 import type { ChunkData, Found, Stage, TensorView } from './methods/types';
 
 export type CutOrder = 'asc' | 'desc';
+
+/**
+ * What keysOf computes, when the kernels know it too: with 'delta-magnitudes' (key i is the bits
+ * of |models[i] - base|), they compute the keys in registers instead of reading keysOf's arrays.
+ * keysOf stays the reference either way.
+ */
+export type KeyForm = 'any' | 'delta-magnitudes';
 
 export interface CutRequest {
   /** Which key array (from keysOf) the cut ranks. */
@@ -64,26 +73,42 @@ export function rankCutStages(
   id: string,
   keysOf: (t: TensorView, found: Found, chunk: ChunkData) => Uint32Array[],
   cutsOf: (t: TensorView, found: Found) => CutRequest[],
+  form: KeyForm = 'any',
 ): (t: TensorView, found: Found) => Stage | null {
   const hiId = `${id}.hi`;
   const loId = `${id}.lo`;
   const eqId = `${id}.eq`;
+  /** keysOf, computed when first needed (the fused kernels need no keys). */
+  const lazyKeys = (t: TensorView, found: Found, chunk: ChunkData) => {
+    let keys: Uint32Array[] | undefined;
+    return () => (keys ??= keysOf(t, found, chunk));
+  };
+  /** The chunk's kernel memory when the kernels may compute the keys themselves from its inputs. */
+  const fusedWork = (chunk: ChunkData) => (form === 'delta-magnitudes' && chunk.base ? chunk.work : undefined);
 
   const hiStage: Stage<HiPartial> = {
     id: hiId,
     map(t, found, chunk) {
-      const keys = keysOf(t, found, chunk);
-      const hist = keys.map((k) => {
-        const h = new Uint32Array(BUCKETS);
-        for (let i = 0; i < k.length; i++) h[k[i] >>> 16]++;
+      const keys = lazyKeys(t, found, chunk);
+      const fused = fusedWork(chunk);
+      const hist = Array.from({ length: fused ? chunk.models.length : keys().length }, (_, i) => {
+        // With kernel memory, one set of counters takes every chunk of the task.
+        const counters = chunk.work?.counters(`${hiId}:${i}`, BUCKETS);
+        const h = counters ?? new Uint32Array(BUCKETS);
+        if (counters && fused && deltaHistogramResident(fused.kernels, chunk.models[i], chunk.base!, counters)) return h;
+        if (counters && histogramResident(chunk.work!.kernels, keys()[i], counters)) return h;
+        const k = keys()[i];
+        for (let e = 0; e < k.length; e++) h[k[e] >>> 16]++;
         return h;
       });
       return { hist };
     },
     merge(a, b) {
-      // In place: a partial is never used again once merged.
+      // In place: a partial is never used again once merged. Counts the kernels accumulate across
+      // a task's chunks are one array throughout: already added.
       a.hist.forEach((h, i) => {
         const other = b.hist[i];
+        if (other === h) return;
         for (let j = 0; j < h.length; j++) h[j] += other[j];
       });
       return a;
@@ -101,13 +126,17 @@ export function rankCutStages(
   const loStage: Stage<HiPartial> = {
     id: loId,
     map(t, found, chunk) {
-      const keys = keysOf(t, found, chunk);
+      const keys = lazyKeys(t, found, chunk);
+      const fused = fusedWork(chunk);
       const his = found[hiId] as HiFound[];
       const hist = cutsOf(t, found).map((cut, c) => {
-        const h = new Uint32Array(BUCKETS);
-        if (his[c].all || his[c].none) return h;
-        const k = keys[cut.key];
+        if (his[c].all || his[c].none) return new Uint32Array(BUCKETS);
         const bucket = his[c].bucket;
+        const counters = chunk.work?.counters(`${loId}:${c}`, BUCKETS);
+        const h = counters ?? new Uint32Array(BUCKETS);
+        if (counters && fused && deltaHistogramResident(fused.kernels, chunk.models[cut.key], chunk.base!, counters, bucket)) return h;
+        if (counters && histogramResident(chunk.work!.kernels, keys()[cut.key], counters, bucket)) return h;
+        const k = keys()[cut.key];
         for (let i = 0; i < k.length; i++) if (k[i] >>> 16 === bucket) h[k[i] & 0xffff]++;
         return h;
       });
@@ -131,14 +160,18 @@ export function rankCutStages(
   const eqStage: Stage<EqPartial> = {
     id: eqId,
     map(t, found, chunk) {
-      const keys = keysOf(t, found, chunk);
+      const keys = lazyKeys(t, found, chunk);
+      const fused = fusedWork(chunk);
       const los = found[loId] as LoFound[];
       const blocks = Math.ceil(chunk.count / SUM_BLOCK);
       const counts = cutsOf(t, found).map((cut, c) => {
-        const out = new Uint32Array(blocks);
-        if (!partialTie(los[c])) return out;
-        const k = keys[cut.key];
+        if (!partialTie(los[c])) return new Uint32Array(blocks);
         const threshold = los[c].threshold;
+        const counted = kernelCounts(chunk, blocks, (kernels, counts) =>
+          fused ? deltaCountEqualResident(kernels, chunk.models[cut.key], chunk.base!, threshold, SUM_BLOCK, counts) : countEqualResident(kernels, keys()[cut.key], threshold, SUM_BLOCK, counts));
+        if (counted) return counted;
+        const k = keys()[cut.key];
+        const out = new Uint32Array(blocks);
         for (let i = 0; i < k.length; i++) if (k[i] === threshold) out[(i / SUM_BLOCK) | 0]++;
         return out;
       });
@@ -185,6 +218,19 @@ export function rankCutStages(
     }));
     return null;
   };
+}
+
+/**
+ * Counts made by a kernel into zeroed u32 `size` counters in the chunk's temporaries, copied out;
+ * undefined when the chunk has no kernel memory or its keys are elsewhere.
+ */
+function kernelCounts(chunk: ChunkData, size: number, count: (kernels: NonNullable<ChunkData['work']>['kernels'], into: Uint32Array) => boolean): Uint32Array | undefined {
+  const work = chunk.work;
+  const memory = work?.floats(size);
+  if (!work || !memory) return undefined;
+  const into = new Uint32Array(memory.buffer, memory.byteOffset, size);
+  into.fill(0);
+  return count(work.kernels, into) ? into.slice() : undefined;
 }
 
 function isCutList(value: unknown): value is RankCut[] {
@@ -253,6 +299,8 @@ export function keepInCut(values: Float32Array, cut: RankCut): void {
   const need = cut.need;
   let eqSeen = cut.eqBefore;
   const desc = cut.order === 'desc';
+  const kernels = loadedKernels();
+  if (kernels && keepInCutResident(kernels, values, threshold, need, eqSeen, desc) !== undefined) return;
   for (let e = 0; e < bits.length; e++) {
     const key = bits[e] & 0x7fffffff;
     let keep: boolean;
@@ -268,6 +316,8 @@ const keyBits = new Uint32Array(keyScratch.buffer);
 /** |values| as float32 bit patterns (sign cleared), the keys of magnitude cuts: overwrites `values`. */
 export function magnitudeKeys(values: Float32Array): Uint32Array {
   const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const kernels = loadedKernels();
+  if (kernels && clearSignsResident(kernels, bits)) return bits;
   for (let i = 0; i < bits.length; i++) bits[i] &= 0x7fffffff;
   return bits;
 }

@@ -1,11 +1,17 @@
 // Merge kernels for the worker pool (registered in src/worker/tasks.ts). A task covers one element
 // range of one output tensor and walks it in sub-chunks with the shared read-ahead loop, so a
 // worker holds two sub-chunks of every operand whatever the range.
+import { promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import type { TaskContext } from '../engine/task';
-import { encodeFromFloat32 } from '../safetensors/dtypes';
+import { wasmKernels } from '../kernels';
+import { copiedOut, encodeResident, KernelWork } from '../kernels/merge';
+import { decodesToFloat64, encodeFromFloat32, LITTLE_ENDIAN } from '../safetensors/dtypes';
+import type { DType } from '../safetensors/types';
+import { readIntoBytes } from '../tensors/chunkReader';
 import { elementRanges, FileHandles, streamUnits } from '../tensors/stream';
 import { methodOf, OperandReader, stageOf, type Founds } from './compute';
-import type { TensorJob } from './jobs';
+import { operandsOf, type TensorJob } from './jobs';
 import type { ChunkData } from './methods/types';
 import { projectForChunk } from './select';
 
@@ -17,16 +23,101 @@ export interface MergeRangeInput {
   count: number;
   /** Elements per sub-chunk, a multiple of the range's alignment unit. */
   subChunk: number;
+  /** Identifies the merge run: tasks of one run share read handles on a thread. */
+  session?: string;
+}
+
+export interface MergeApplyInput extends MergeRangeInput {
+  /**
+   * Where the range's bytes go in the output's partial file: the task writes them itself, so no
+   * copy of them travels back to the main thread.
+   */
+  output: { file: string; position: number };
 }
 
 export interface MergeStageInput extends MergeRangeInput {
   stageId: string;
 }
 
-/** Runs `visit` over the range's sub-chunks, reading the next sub-chunk's operands ahead. */
-async function forEachSubChunk(input: MergeRangeInput, ctx: TaskContext, visit: (data: ChunkData, founds: Founds) => void): Promise<void> {
-  const handles = new FileHandles();
-  const readers = [new OperandReader(handles), new OperandReader(handles)];
+/**
+ * Whether the job's chunks can live in the WebAssembly kernels' memory: every operand is a file
+ * tensor that decodes to float32 (LoRA-patched and earlier-stage operands are computed in
+ * JavaScript memory, and while the next sub-chunk is read, which the chunk's work memory is not for).
+ */
+function placeable(job: TensorJob): boolean {
+  return operandsOf(job).every((op) => op.kind === 'file' && !decodesToFloat64(op.ref.dtype));
+}
+
+/** Float32 temporaries per element a chunk of `operands` inputs may need (deltas, keys, kept copies, output, encoded bytes). */
+function workFloats(operands: number): number {
+  return 3 * operands + 4;
+}
+
+/** Counters beside them: two 65536-bin histograms per operand (rank cuts; breadcrumbs cuts twice). */
+const WORK_COUNTERS = 2 * 65536;
+
+/**
+ * Read handles kept across the tasks of one merge on this thread: opening and closing every input
+ * for every task costs more than some tasks' compute. They are closed when tasks of another merge
+ * arrive (so a merge never reads through a handle opened for an earlier one, whose files may have
+ * been replaced since) and once no task has run for a second.
+ */
+class MergeHandles {
+  private handles = new FileHandles();
+  private session: string | undefined;
+  private active = 0;
+  private idle: ReturnType<typeof setTimeout> | undefined;
+
+  enter(session: string | undefined): FileHandles {
+    if (this.idle) clearTimeout(this.idle);
+    this.idle = undefined;
+    if (session === undefined || session !== this.session) {
+      // Tasks of the previous merge still running keep their handles object; it is closed once they leave.
+      if (this.active === 0) void this.handles.closeAll();
+      this.handles = new FileHandles();
+      this.session = session;
+    }
+    this.active++;
+    return this.handles;
+  }
+
+  leave(): void {
+    this.active--;
+    if (this.active > 0) return;
+    if (this.session === undefined) {
+      void this.handles.closeAll();
+      return;
+    }
+    this.idle = setTimeout(() => {
+      this.idle = undefined;
+      if (this.active === 0) {
+        void this.handles.closeAll();
+        this.session = undefined;
+      }
+    }, 1000);
+    this.idle.unref?.();
+  }
+}
+
+const mergeHandles = new MergeHandles();
+
+/**
+ * Runs `visit` over the range's sub-chunks, reading the next sub-chunk's operands ahead, then
+ * `finish` while the task's kernel memory is still its own.
+ */
+async function forEachSubChunk<T>(
+  input: MergeRangeInput, ctx: TaskContext, visit: (data: ChunkData, founds: Founds) => void | Promise<void>, finish: (work: KernelWork | undefined) => T,
+): Promise<T> {
+  const handles = mergeHandles.enter(input.session);
+  const kernels = placeable(input.job) ? wasmKernels() : undefined;
+  const operands = operandsOf(input.job).length;
+  const perOperand = readIntoBytes(Math.min(input.subChunk, input.count));
+  // Per read slot and operand: stored bytes and decoded values; then the chunk's work memory.
+  const regions = kernels
+    ? await kernels.memory.take([...new Array<number>(4 * operands).fill(perOperand), 4 * (workFloats(operands) * Math.min(input.subChunk, input.count) + WORK_COUNTERS * operands) + 4096])
+    : [];
+  const work = kernels ? new KernelWork(kernels, regions[regions.length - 1]) : undefined;
+  const readers = [0, 1].map((slot) => new OperandReader(handles, kernels ? { kernels, regions: regions.slice(slot * 2 * operands, (slot + 1) * 2 * operands) } : undefined));
   let done = 0;
   try {
     await streamUnits(
@@ -35,17 +126,43 @@ async function forEachSubChunk(input: MergeRangeInput, ctx: TaskContext, visit: 
         const founds = projectAll(input.founds, range.start);
         return readers[slot].chunk(input.job, range.start, range.count, founds).then((data) => ({ data, founds }));
       },
-      ({ data, founds }) => {
-        visit(data, founds);
+      async ({ data, founds }) => {
+        if (work) {
+          work.reset();
+          data.work = work;
+        }
+        await visit(data, founds);
         done += data.count;
         ctx.progress(done / input.count);
       },
       ctx,
     );
+    return finish(work);
   } finally {
-    await handles.closeAll();
+    mergeHandles.leave();
     for (const r of readers) r.dispose();
+    if (kernels) kernels.memory.give(regions);
   }
+}
+
+async function writeExactly(handle: FileHandle, bytes: Uint8Array, position: number, file: string): Promise<void> {
+  let done = 0;
+  while (done < bytes.byteLength) {
+    const { bytesWritten } = await handle.write(bytes, done, bytes.byteLength - done, position + done);
+    if (bytesWritten === 0) throw new Error(`Writing "${file}" made no progress at byte ${position + done}.`);
+    done += bytesWritten;
+  }
+}
+
+/** The chunk's merged values as `dtype` bytes: encoded by the kernels when both are in their memory. */
+function encodeChunk(dtype: DType, values: Float32Array, work: KernelWork | undefined): Uint8Array {
+  if (work && (dtype === 'BF16' || dtype === 'F16')) {
+    const into = work.floats(Math.ceil(values.length / 2));
+    const bytes = into && encodeResident(work.kernels, dtype, values, into);
+    if (bytes) return bytes;
+  }
+  if (dtype === 'F32' && LITTLE_ENDIAN) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  return encodeFromFloat32(dtype, values);
 }
 
 function projectAll(founds: Founds, start: number): Founds {
@@ -61,27 +178,31 @@ export const mergeTasks = {
     const stage = stageOf(input.job, own, input.stageId);
     let partial: unknown;
     let first = true;
-    await forEachSubChunk(input, ctx, (data, founds) => {
+    return forEachSubChunk(input, ctx, (data, founds) => {
       const p = stage.map(input.job.view, founds[input.job.id] ?? {}, data);
       partial = first ? p : stage.merge(partial, p);
       first = false;
-    });
-    return partial;
+    }, (work) => (work ? copiedOut(work.kernels, partial) : partial));
   },
 
-  /** The merged tensor's bytes over a range, in the job's output dtype. */
-  mergeApply: async (input: MergeRangeInput, ctx: TaskContext): Promise<Uint8Array> => {
+  /** Writes the merged tensor over a range, in the job's output dtype, at `output`; returns the bytes written. */
+  mergeApply: async (input: MergeApplyInput, ctx: TaskContext): Promise<number> => {
     const method = methodOf(input.job);
     const bytesPerElement = input.job.dtype === 'F32' ? 4 : input.job.dtype === 'F64' ? 8 : 2;
-    const out = new Uint8Array(input.count * bytesPerElement);
+    const { file, position } = input.output;
+    const handle = await fsp.open(file, 'r+');
     let offset = 0;
-    await forEachSubChunk(input, ctx, (data, founds) => {
-      const values = new Float32Array(data.count);
-      method.kernel.apply(input.job.view, founds[input.job.id] ?? {}, data, values);
-      out.set(encodeFromFloat32(input.job.dtype, values), offset);
-      offset += data.count * bytesPerElement;
-    });
-    return out;
+    try {
+      return await forEachSubChunk(input, ctx, async (data, founds) => {
+        const values = data.work?.floats(data.count) ?? new Float32Array(data.count);
+        method.kernel.apply(input.job.view, founds[input.job.id] ?? {}, data, values);
+        // Written before the next sub-chunk reuses the memory the bytes may be in.
+        await writeExactly(handle, encodeChunk(input.job.dtype, values, data.work), position + offset, file);
+        offset += data.count * bytesPerElement;
+      }, () => offset);
+    } finally {
+      await handle.close();
+    }
   },
 };
 

@@ -243,6 +243,27 @@ export class SafetensorsFileWriter {
     this.coverage.get(name)!.add(byteOffset, byteOffset + bytes.byteLength);
   }
 
+  /**
+   * The position in the partial file of tensor `name`'s bytes [byteOffset, byteOffset + length),
+   * for a writer elsewhere (a worker thread with its own handle) that then reports them with
+   * recordWritten() before commit().
+   */
+  positionOf(name: string, byteOffset: number, length: number): number {
+    if (this.state !== 'open') throw new SafetensorsError(`Cannot write to "${this.path}": the writer was already ${this.state}.`, { rule: 'incomplete-write', file: this.path });
+    const range = this.plan.tensors.get(name);
+    if (!range) throw specError(`Tensor "${name}" is not part of the file being written to "${this.path}".`, name);
+    if (!Number.isSafeInteger(byteOffset) || byteOffset < 0 || byteOffset + length > range.end - range.begin) {
+      throw specError(`Bytes [${byteOffset}, ${byteOffset + length}) do not fit tensor "${name}", which holds ${range.end - range.begin} bytes.`, name);
+    }
+    return range.begin + byteOffset;
+  }
+
+  /** Records bytes of `name` written into the partial file through positionOf(). */
+  recordWritten(name: string, byteOffset: number, length: number): void {
+    this.positionOf(name, byteOffset, length);
+    this.coverage.get(name)!.add(byteOffset, byteOffset + length);
+  }
+
   /** Checks every tensor was fully written, syncs, and moves the file into place. */
   async commit(): Promise<void> {
     if (this.state !== 'open') throw new SafetensorsError(`Cannot commit "${this.path}": the writer was already ${this.state}.`, { rule: 'incomplete-write', file: this.path });

@@ -1,5 +1,6 @@
 // Weighted average of the models' tensors (mergekit's `linear`): sum w_i x_i, divided by sum w_i
 // when normalize (the default). No base: every input is averaged.
+import { weightedSumResident } from '../../kernels/merge';
 import { bool, f32, NORMALIZE, num, WEIGHT } from './shared';
 import type { MergeMethod } from './types';
 
@@ -24,6 +25,7 @@ export const linear: MergeMethod = {
       for (const w of weights) divisor = f32(divisor + w);
       const normalize = bool(t.globals, 'normalize');
       const { models, count } = chunk;
+      if (chunk.work && weightedSumResident(chunk.work.kernels, models, weights, normalize, divisor, out)) return;
       for (let e = 0; e < count; e++) {
         let s = 0;
         for (let i = 0; i < models.length; i++) s = f32(s + f32(weights[i] * models[i][e]));

@@ -1,5 +1,6 @@
 // Pieces several merge methods share: float32 arithmetic in torch's order, parameter declarations,
 // exact Gram matrices of the inputs, and row-wise helpers.
+import { subtractResident } from '../../kernels/merge';
 import { ExactSums, SUM_BLOCK } from '../exact';
 import type { ChunkData, Found, ParamDef, ParamValues, Stage, TensorView } from './types';
 
@@ -89,13 +90,22 @@ export function scratch(tag: string, count: number): Float32Array {
   return a.length === count ? a : a.subarray(0, count);
 }
 
-/** x_i - base for every model of the chunk, in float32 (the task vectors), in scratch arrays under `tag`. */
+/**
+ * A float32 temporary of the chunk: in the kernels' memory beside the chunk's inputs when they
+ * are there (so the kernels can run on it), else scratch(tag, count). Valid for this chunk only.
+ */
+export function temporary(chunk: ChunkData, tag: string, count = chunk.count): Float32Array {
+  return chunk.work?.floats(count) ?? scratch(tag, count);
+}
+
+/** x_i - base for every model of the chunk, in float32 (the task vectors), in temporaries under `tag`. */
 export function deltasOf(chunk: ChunkData, tag = 'deltas'): Float32Array[] {
   const base = chunk.base;
   if (!base) throw new Error('This method needs a base model.');
   const count = chunk.count;
   return chunk.models.map((x, i) => {
-    const d = scratch(`${tag}:${i}`, count);
+    const d = temporary(chunk, `${tag}:${i}`, count);
+    if (chunk.work && subtractResident(chunk.work.kernels, x, base, d)) return d;
     for (let e = 0; e < count; e++) d[e] = x[e] - base[e];
     return d;
   });

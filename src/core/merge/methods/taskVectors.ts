@@ -7,6 +7,7 @@
 // `semantics: peft` switches ties / dare_ties / dare_linear to peft's merge_utils: the sign is
 // elected on the unweighted pruned deltas (majority_sign_method total or frequency) and the kept
 // weighted deltas are divided by the number of agreeing models; DARE rescales by 1/density.
+import { scaleResident, taskCombineResident } from '../../kernels/merge';
 import { ExactSums, SUM_BLOCK } from '../exact';
 import { uniformAt } from '../random';
 import { CutCursor, keepInCut, keyOf, magnitudeKeys, rankCutStages, type CutRequest, type RankCut } from '../select';
@@ -101,7 +102,8 @@ function sparsified(f: Family, t: TensorView, found: Found, chunk: ChunkData, ta
     if (ratios && !peft) {
       ds.forEach((d, i) => {
         const r = f32(ratios[i]);
-        if (r !== 1) for (let e = 0; e < d.length; e++) d[e] = d[e] * r;
+        if (r === 1 || (chunk.work && scaleResident(chunk.work.kernels, d, r))) return;
+        for (let e = 0; e < d.length; e++) d[e] = d[e] * r;
       });
     }
   } else if (f.sparsify === 'random') {
@@ -185,6 +187,7 @@ function makeKernel(f: Family): MergeMethod['kernel'] {
     'cuts',
     (_t, _found, chunk) => deltasOf(chunk, 'keys').map(magnitudeKeys),
     (t) => cutsFor(f, t),
+    'delta-magnitudes',
   );
   const rescale = rescaleStage(f);
   return {
@@ -210,6 +213,8 @@ function makeKernel(f: Family): MergeMethod['kernel'] {
       let plainDivisor = 0;
       for (let i = 0; i < n; i++) plainDivisor = f32(plainDivisor + weights[i]);
       if (Math.abs(plainDivisor) < 1e-8) plainDivisor = 1;
+      // mergekit's combination runs on the kernels when the chunk is in their memory; the loop below is its reference.
+      if (chunk.work && !peft && lambda === 1 && taskCombineResident(chunk.work.kernels, ds, weights, base, consensus, normalize, plainDivisor, out)) return;
 
       for (let e = 0; e < chunk.count; e++) {
         for (let i = 0; i < n; i++) wd[i] = f32(ds[i][e] * weights[i]);

@@ -2,6 +2,7 @@
 // needs a base, and its kernel: the whole-tensor statistics it needs (stages, each a reduce over
 // chunks) and the element-wise apply over one chunk. The CLI's help, recipe diagnostics, the
 // planner, the workers and the editor all read these declarations.
+import type { KernelWork } from '../../kernels/merge';
 
 export type ParamKind = 'number' | 'boolean' | 'string';
 
@@ -49,6 +50,11 @@ export interface ChunkData {
   models: Float32Array[];
   /** The new base of diff_transfer. */
   target?: Float32Array;
+  /**
+   * With the WebAssembly kernels: memory for the chunk's temporaries beside its inputs, which then
+   * live in the kernels' memory too, so element loops can run there (see shared.ts temporary()).
+   */
+  work?: KernelWork;
 }
 
 /** Results of earlier stages, by stage id; values must survive structured cloning. */

@@ -1,0 +1,298 @@
+// The element loops of the merge methods (src/core/merge/), four elements per step, each the port
+// of a JavaScript loop that stays beside its caller as the reference. Every value is float32 and
+// every operation a single float32 operation in the reference's order, so results are bit for bit
+// those of the JavaScript loops (IEEE float32 arithmetic is exactly rounded in both; only the
+// payload bits of NaNs are unspecified). Tables of operand pointers and weights are passed in ARGS.
+import { ARGS } from './memory';
+
+@inline function pointerAt(i: i32): usize {
+  return <usize>load<u32>(ARGS + (<usize>i << 2));
+}
+
+@inline function weightAt(table: i32, i: i32): f32 {
+  return load<f32>(ARGS + (<usize>(table + i) << 2));
+}
+
+/** out = a - b (the task vectors: x - base). */
+export function subtract(a: usize, b: usize, out: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const at = <usize>i << 2;
+    v128.store(out + at, f32x4.sub(v128.load(a + at), v128.load(b + at)));
+  }
+  for (; i < n; i++) {
+    const at = <usize>i << 2;
+    store<f32>(out + at, load<f32>(a + at) - load<f32>(b + at));
+  }
+}
+
+/** Clears the sign bits in place: |x| as a key whose unsigned order is the numeric order. */
+export function clearSigns(values: usize, n: i32): void {
+  const mask = i32x4.splat(0x7fffffff);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const at = values + (<usize>i << 2);
+    v128.store(at, v128.and(v128.load(at), mask));
+  }
+  for (; i < n; i++) {
+    const at = values + (<usize>i << 2);
+    store<u32>(at, load<u32>(at) & 0x7fffffff);
+  }
+}
+
+/** values *= r, in place (the L1 rescale of magnitude-sparsified task vectors). */
+export function scaleInPlace(values: usize, n: i32, r: f32): void {
+  const factor = f32x4.splat(r);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const at = values + (<usize>i << 2);
+    v128.store(at, f32x4.mul(v128.load(at), factor));
+  }
+  for (; i < n; i++) {
+    const at = values + (<usize>i << 2);
+    store<f32>(at, load<f32>(at) * r);
+  }
+}
+
+/** u32 hist[65536] += counts of keys >>> 16: the first pass of a rank cut. */
+export function histogramHigh(keys: usize, n: i32, hist: usize): void {
+  for (let i = 0; i < n; i++) {
+    const slot = hist + (<usize>(load<u32>(keys + (<usize>i << 2)) >>> 16) << 2);
+    store<u32>(slot, load<u32>(slot) + 1);
+  }
+}
+
+/** u32 hist[65536] += counts of keys & 0xffff among the keys whose top half is `bucket`. */
+export function histogramLow(keys: usize, n: i32, bucket: u32, hist: usize): void {
+  for (let i = 0; i < n; i++) {
+    const key = load<u32>(keys + (<usize>i << 2));
+    if (key >>> 16 != bucket) continue;
+    const slot = hist + (<usize>(key & 0xffff) << 2);
+    store<u32>(slot, load<u32>(slot) + 1);
+  }
+}
+
+/** u32 counts[i / block] += 1 for every key equal to `threshold`. */
+export function countEqual(keys: usize, n: i32, threshold: u32, block: i32, counts: usize): void {
+  const target = i32x4.splat(threshold);
+  for (let start = 0; start < n; start += block) {
+    const end = min(n, start + block);
+    let equal = i32x4.splat(0);
+    let i = start;
+    for (; i + 4 <= end; i += 4) equal = i32x4.sub(equal, i32x4.eq(v128.load(keys + (<usize>i << 2)), target));
+    let total = laneSum(equal);
+    for (; i < end; i++) if (load<u32>(keys + (<usize>i << 2)) == threshold) total++;
+    addTo(counts, <u32>(start / block), total);
+  }
+}
+
+@inline function laneSum(v: v128): u32 {
+  return <u32>(i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3));
+}
+
+@inline function addTo(counts: usize, index: u32, amount: u32): void {
+  const slot = counts + (<usize>index << 2);
+  store<u32>(slot, load<u32>(slot) + amount);
+}
+
+/**
+ * Zeroes the values outside a magnitude rank cut, in place: kept are keys (|x| bits) above the
+ * threshold (below it when ascending) and the first `need` - `eqBefore` keys equal to it, in index
+ * order. Returns how many keys equal to the threshold were seen, eqBefore included.
+ */
+export function keepInCut(values: usize, n: i32, threshold: u32, need: f64, eqBefore: f64, descending: bool): f64 {
+  const target = i32x4.splat(threshold);
+  const magnitude = i32x4.splat(0x7fffffff);
+  let seen = eqBefore;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const at = values + (<usize>i << 2);
+    const v = v128.load(at);
+    const key = v128.and(v, magnitude);
+    let keep = descending ? i32x4.gt_u(key, target) : i32x4.lt_u(key, target);
+    const equal = i32x4.bitmask(i32x4.eq(key, target));
+    if (equal) {
+      // Threshold ties are taken in index order while the cut still needs them: all of this
+      // group's, none, or (once per chunk at most) some, lane by lane.
+      const ties = <f64>popcnt(equal);
+      if (seen + ties <= need) keep = v128.or(keep, i32x4.eq(key, target));
+      else if (seen < need) {
+        for (let lane = 0; lane < 4; lane++) {
+          if (!((equal >>> lane) & 1)) continue;
+          if (seen + countBelow(equal, lane) < need) keep = setLane(keep, lane);
+        }
+      }
+      seen += ties;
+    }
+    v128.store(at, v128.and(v, keep));
+  }
+  for (; i < n; i++) {
+    const at = values + (<usize>i << 2);
+    const key = load<u32>(at) & 0x7fffffff;
+    let kept = descending ? key > threshold : key < threshold;
+    if (key == threshold) {
+      kept = seen < need;
+      seen += 1;
+    }
+    if (!kept) store<u32>(at, 0);
+  }
+  return seen;
+}
+
+/** Set bits of `mask` below bit `lane`: the threshold ties before that lane in its group. */
+@inline function countBelow(mask: i32, lane: i32): f64 {
+  return <f64>popcnt(mask & ((1 << lane) - 1));
+}
+
+@inline function setLane(v: v128, lane: i32): v128 {
+  if (lane == 0) return i32x4.replace_lane(v, 0, -1);
+  if (lane == 1) return i32x4.replace_lane(v, 1, -1);
+  if (lane == 2) return i32x4.replace_lane(v, 2, -1);
+  return i32x4.replace_lane(v, 3, -1);
+}
+
+/**
+ * linear: out = (sum_i w_i x_i) / divisor (no division unless `normalize`), the sum taken from 0
+ * in model order. ARGS: `models` pointers, then `models` f32 weights.
+ */
+export function weightedSum(models: i32, n: i32, normalize: bool, divisor: f32, out: usize): void {
+  const by = f32x4.splat(divisor);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const at = <usize>i << 2;
+    let s = f32x4.splat(0);
+    for (let m = 0; m < models; m++) s = f32x4.add(s, f32x4.mul(f32x4.splat(weightAt(models, m)), v128.load(pointerAt(m) + at)));
+    v128.store(out + at, normalize ? f32x4.div(s, by) : s);
+  }
+  for (; i < n; i++) {
+    const at = <usize>i << 2;
+    let s: f32 = 0;
+    for (let m = 0; m < models; m++) s = s + weightAt(models, m) * load<f32>(pointerAt(m) + at);
+    store<f32>(out + at, normalize ? s / divisor : s);
+  }
+}
+
+/**
+ * The task-vector combination of mergekit's generalized task arithmetic over sparsified deltas:
+ * wd_i = d_i w_i; without consensus mixed = sum wd_i (over `divisor` when normalizing); with
+ * consensus (TIES) the sign of sum wd_i is elected (>= 0 counts as +), and mixed sums the wd_i of
+ * that sign, over the sum of their weights (1 when that is 0) when normalizing. out = base + mixed.
+ * ARGS: `models` delta pointers, then `models` f32 weights.
+ */
+export function taskCombine(models: i32, base: usize, n: i32, consensus: bool, normalize: bool, divisor: f32, out: usize): void {
+  const zero = f32x4.splat(0);
+  const one = f32x4.splat(1);
+  const by = f32x4.splat(divisor);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const at = <usize>i << 2;
+    let mixed = zero;
+    if (!consensus) {
+      for (let m = 0; m < models; m++) mixed = f32x4.add(mixed, f32x4.mul(v128.load(pointerAt(m) + at), f32x4.splat(weightAt(models, m))));
+      if (normalize) mixed = f32x4.div(mixed, by);
+    } else {
+      let total = zero;
+      for (let m = 0; m < models; m++) total = f32x4.add(total, f32x4.mul(v128.load(pointerAt(m) + at), f32x4.splat(weightAt(models, m))));
+      const positive = f32x4.ge(total, zero);
+      let weights = zero;
+      for (let m = 0; m < models; m++) {
+        const w = f32x4.splat(weightAt(models, m));
+        const wd = f32x4.mul(v128.load(pointerAt(m) + at), w);
+        // Zeros and NaNs agree with neither sign.
+        const agree = v128.bitselect(f32x4.gt(wd, zero), f32x4.lt(wd, zero), positive);
+        mixed = f32x4.add(mixed, v128.and(wd, agree));
+        weights = f32x4.add(weights, v128.and(w, agree));
+      }
+      if (normalize) mixed = f32x4.div(mixed, v128.bitselect(one, weights, f32x4.eq(weights, zero)));
+    }
+    v128.store(out + at, f32x4.add(v128.load(base + at), mixed));
+  }
+  for (; i < n; i++) {
+    const at = <usize>i << 2;
+    let mixed: f32 = 0;
+    if (!consensus) {
+      for (let m = 0; m < models; m++) mixed = mixed + load<f32>(pointerAt(m) + at) * weightAt(models, m);
+      if (normalize) mixed = mixed / divisor;
+    } else {
+      let total: f32 = 0;
+      for (let m = 0; m < models; m++) total = total + load<f32>(pointerAt(m) + at) * weightAt(models, m);
+      const positive = total >= 0;
+      let weights: f32 = 0;
+      for (let m = 0; m < models; m++) {
+        const w = weightAt(models, m);
+        const wd = load<f32>(pointerAt(m) + at) * w;
+        if (positive ? wd > 0 : wd < 0) {
+          mixed = mixed + wd;
+          weights = weights + w;
+        }
+      }
+      if (normalize) mixed = mixed / (weights == 0 ? 1 : weights);
+    }
+    store<f32>(out + at, load<f32>(base + at) + mixed);
+  }
+}
+
+// The passes of a rank cut over the magnitudes of task vectors, fused: the key of element i is
+// the bits of |x[i] - base[i]| (float32), computed in registers instead of written out first.
+
+@inline function deltaKeys(x: usize, base: usize, at: usize): v128 {
+  return v128.and(f32x4.sub(v128.load(x + at), v128.load(base + at)), i32x4.splat(0x7fffffff));
+}
+
+@inline function deltaKey(x: usize, base: usize, at: usize): u32 {
+  return reinterpret<u32>(load<f32>(x + at) - load<f32>(base + at)) & 0x7fffffff;
+}
+
+@inline function bump(hist: usize, index: u32): void {
+  const slot = hist + (<usize>index << 2);
+  store<u32>(slot, load<u32>(slot) + 1);
+}
+
+/** histogramHigh over the keys of x - base. */
+export function deltaHistogramHigh(x: usize, base: usize, n: i32, hist: usize): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const keys = i32x4.shr_u(deltaKeys(x, base, <usize>i << 2), 16);
+    bump(hist, i32x4.extract_lane(keys, 0));
+    bump(hist, i32x4.extract_lane(keys, 1));
+    bump(hist, i32x4.extract_lane(keys, 2));
+    bump(hist, i32x4.extract_lane(keys, 3));
+  }
+  for (; i < n; i++) bump(hist, deltaKey(x, base, <usize>i << 2) >>> 16);
+}
+
+/** histogramLow over the keys of x - base. */
+export function deltaHistogramLow(x: usize, base: usize, n: i32, bucket: u32, hist: usize): void {
+  const inBucket = i32x4.splat(bucket);
+  const lowBits = i32x4.splat(0xffff);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const keys = deltaKeys(x, base, <usize>i << 2);
+    const lanes = i32x4.bitmask(i32x4.eq(i32x4.shr_u(keys, 16), inBucket));
+    // Most groups hold no key of the bucket.
+    if (!lanes) continue;
+    const low = v128.and(keys, lowBits);
+    if (lanes & 1) bump(hist, i32x4.extract_lane(low, 0));
+    if (lanes & 2) bump(hist, i32x4.extract_lane(low, 1));
+    if (lanes & 4) bump(hist, i32x4.extract_lane(low, 2));
+    if (lanes & 8) bump(hist, i32x4.extract_lane(low, 3));
+  }
+  for (; i < n; i++) {
+    const key = deltaKey(x, base, <usize>i << 2);
+    if (key >>> 16 == bucket) bump(hist, key & 0xffff);
+  }
+}
+
+/** countEqual over the keys of x - base. */
+export function deltaCountEqual(x: usize, base: usize, n: i32, threshold: u32, block: i32, counts: usize): void {
+  const target = i32x4.splat(threshold);
+  for (let start = 0; start < n; start += block) {
+    const end = min(n, start + block);
+    let equal = i32x4.splat(0);
+    let i = start;
+    for (; i + 4 <= end; i += 4) equal = i32x4.sub(equal, i32x4.eq(deltaKeys(x, base, <usize>i << 2), target));
+    let total = laneSum(equal);
+    for (; i < end; i++) if (deltaKey(x, base, <usize>i << 2) == threshold) total++;
+    addTo(counts, <u32>(start / block), total);
+  }
+}

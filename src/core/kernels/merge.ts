@@ -1,0 +1,173 @@
+// The merge element loops on the WebAssembly kernels (kernels/merge.ts). A merge keeps a chunk's
+// operands and temporaries in the module's memory (src/core/merge/tasks.ts places them there);
+// each wrapper runs its kernel when every array it is given lives there and returns false
+// otherwise, so the caller runs its JavaScript loop, the reference, instead. Results are bit for
+// bit those of the JavaScript loops (test/unit/merge-kernels.test.ts).
+import type { Kernels, KernelRegion } from './index';
+
+/** The byte offset of `array` in the module's memory, or -1 when it lives elsewhere. */
+function offsetIn(kernels: Kernels, array: ArrayBufferView): number {
+  return array.buffer === kernels.exports.memory.buffer ? array.byteOffset : -1;
+}
+
+function allResident(kernels: Kernels, arrays: readonly ArrayBufferView[]): boolean {
+  return arrays.every((a) => offsetIn(kernels, a) >= 0);
+}
+
+/** Words in the module's ARGS table (kernels/memory.ts): pointers and weights of up to 512 operands. */
+const ARGS_WORDS = 1024;
+
+/** Writes operand pointers then float32 weights into the ARGS table; false when they do not fit. */
+function writeTable(kernels: Kernels, arrays: readonly Float32Array[], weights: readonly number[]): boolean {
+  if (2 * arrays.length > ARGS_WORDS) return false;
+  const at = kernels.exports.args();
+  const words = new Uint32Array(kernels.exports.memory.buffer, at, 2 * arrays.length);
+  const floats = new Float32Array(kernels.exports.memory.buffer, at, 2 * arrays.length);
+  arrays.forEach((a, i) => {
+    words[i] = a.byteOffset;
+    floats[arrays.length + i] = weights[i];
+  });
+  return true;
+}
+
+/**
+ * A task's work memory in a region of the module's memory: float32 temporaries of one chunk,
+ * bump-allocated from the bottom and all released by reset() before the next chunk, and u32
+ * counters that last the whole task (partial results the kernels add every chunk into), from the
+ * top. undefined when the region is full: the caller then takes JavaScript memory and loops.
+ */
+export class KernelWork {
+  private used = 0;
+  private top: number;
+  private readonly counterArrays = new Map<string, Uint32Array | undefined>();
+
+  constructor(
+    readonly kernels: Kernels,
+    private readonly region: KernelRegion,
+  ) {
+    this.top = region.byteLength;
+  }
+
+  floats(count: number): Float32Array | undefined {
+    const bytes = Math.ceil((count * 4) / 64) * 64;
+    if (this.used + bytes > this.top) return undefined;
+    const view = new Float32Array(this.kernels.exports.memory.buffer, this.region.offset + this.used, count);
+    this.used += bytes;
+    return view;
+  }
+
+  /**
+   * The task's u32 counters under `id`, zeroed when first asked for: the same array for every
+   * chunk, or undefined for every chunk when there was no room the first time (so a caller either
+   * always adds into them or never does).
+   */
+  counters(id: string, size: number): Uint32Array | undefined {
+    if (this.counterArrays.has(id)) {
+      const array = this.counterArrays.get(id);
+      return array && array.length === size ? array : undefined;
+    }
+    const bytes = Math.ceil((size * 4) / 64) * 64;
+    const array = this.top - bytes < this.used ? undefined : new Uint32Array(this.kernels.exports.memory.buffer, this.region.offset + this.top - bytes, size).fill(0);
+    if (array) this.top -= bytes;
+    this.counterArrays.set(id, array);
+    return array;
+  }
+
+  reset(): void {
+    this.used = 0;
+  }
+}
+
+/**
+ * `value` with every typed array in the kernels' memory replaced by a copy (arrays, objects and
+ * arrays of them, three levels deep): what a task returns must not point into that memory.
+ */
+export function copiedOut<T>(kernels: Kernels, value: T, depth = 0): T {
+  if (!value || typeof value !== 'object') return value;
+  if (ArrayBuffer.isView(value)) return (offsetIn(kernels, value) >= 0 ? (value as unknown as Uint8Array).slice() : value) as T;
+  if (depth >= 3) return value;
+  if (Array.isArray(value)) return value.map((v) => copiedOut(kernels, v, depth + 1)) as T;
+  if (Object.getPrototypeOf(value) !== Object.prototype) return value;
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, copiedOut(kernels, v, depth + 1)])) as T;
+}
+
+/** out = a - b. */
+export function subtractResident(kernels: Kernels, a: Float32Array, b: Float32Array, out: Float32Array): boolean {
+  if (!allResident(kernels, [a, b, out])) return false;
+  kernels.exports.subtract(a.byteOffset, b.byteOffset, out.byteOffset, out.length);
+  return true;
+}
+
+/** Clears the sign bits of `values` in place. */
+export function clearSignsResident(kernels: Kernels, values: Float32Array | Uint32Array): boolean {
+  if (offsetIn(kernels, values) < 0) return false;
+  kernels.exports.clearSigns(values.byteOffset, values.length);
+  return true;
+}
+
+/** values *= r in place. */
+export function scaleResident(kernels: Kernels, values: Float32Array, r: number): boolean {
+  if (offsetIn(kernels, values) < 0) return false;
+  kernels.exports.scaleInPlace(values.byteOffset, values.length, r);
+  return true;
+}
+
+/** Zeroes values outside a rank cut in place; returns the threshold ties seen (eqBefore included), or undefined when not resident. */
+export function keepInCutResident(kernels: Kernels, values: Float32Array, threshold: number, need: number, eqBefore: number, descending: boolean): number | undefined {
+  if (offsetIn(kernels, values) < 0) return undefined;
+  return kernels.exports.keepInCut(values.byteOffset, values.length, threshold, need, eqBefore, descending ? 1 : 0);
+}
+
+/** linear: out = sum_i w_i x_i (over divisor when normalizing). */
+export function weightedSumResident(kernels: Kernels, models: readonly Float32Array[], weights: readonly number[], normalize: boolean, divisor: number, out: Float32Array): boolean {
+  if (!allResident(kernels, [...models, out]) || !writeTable(kernels, models, weights)) return false;
+  kernels.exports.weightedSum(models.length, out.length, normalize ? 1 : 0, divisor, out.byteOffset);
+  return true;
+}
+
+/** The task-vector combination (see kernels/merge.ts taskCombine): out = base + mixed. */
+export function taskCombineResident(
+  kernels: Kernels, deltas: readonly Float32Array[], weights: readonly number[], base: Float32Array, consensus: boolean, normalize: boolean, divisor: number, out: Float32Array,
+): boolean {
+  if (!allResident(kernels, [...deltas, base, out]) || !writeTable(kernels, deltas, weights)) return false;
+  kernels.exports.taskCombine(deltas.length, base.byteOffset, out.length, consensus ? 1 : 0, normalize ? 1 : 0, divisor, out.byteOffset);
+  return true;
+}
+
+/** Counts of keys >>> 16 (hi) or, among keys in `bucket`, of keys & 0xffff (lo), added into u32 `hist` (65536 bins). */
+export function histogramResident(kernels: Kernels, keys: Uint32Array, hist: Uint32Array, bucket?: number): boolean {
+  if (!allResident(kernels, [keys, hist])) return false;
+  if (bucket === undefined) kernels.exports.histogramHigh(keys.byteOffset, keys.length, hist.byteOffset);
+  else kernels.exports.histogramLow(keys.byteOffset, keys.length, bucket, hist.byteOffset);
+  return true;
+}
+
+/** counts[i / block] += 1 for every key equal to threshold. */
+export function countEqualResident(kernels: Kernels, keys: Uint32Array, threshold: number, block: number, counts: Uint32Array): boolean {
+  if (!allResident(kernels, [keys, counts])) return false;
+  kernels.exports.countEqual(keys.byteOffset, keys.length, threshold, block, counts.byteOffset);
+  return true;
+}
+
+/** float32 values as BF16 or F16 bits (torch's rounding) in `into` (count / 2 floats or more of kernel memory); the bytes, or undefined. */
+export function encodeResident(kernels: Kernels, dtype: 'BF16' | 'F16', values: Float32Array, into: Float32Array): Uint8Array | undefined {
+  if (!allResident(kernels, [values, into]) || into.length * 2 < values.length) return undefined;
+  if (dtype === 'BF16') kernels.exports.encodeBf16(values.byteOffset, into.byteOffset, values.length);
+  else kernels.exports.encodeF16(values.byteOffset, into.byteOffset, values.length);
+  return new Uint8Array(into.buffer, into.byteOffset, values.length * 2);
+}
+
+/** histogramResident over the keys |x - base| (float32 bits), computed on the fly. */
+export function deltaHistogramResident(kernels: Kernels, x: Float32Array, base: Float32Array, hist: Uint32Array, bucket?: number): boolean {
+  if (!allResident(kernels, [x, base, hist])) return false;
+  if (bucket === undefined) kernels.exports.deltaHistogramHigh(x.byteOffset, base.byteOffset, x.length, hist.byteOffset);
+  else kernels.exports.deltaHistogramLow(x.byteOffset, base.byteOffset, x.length, bucket, hist.byteOffset);
+  return true;
+}
+
+/** countEqualResident over the keys |x - base|, computed on the fly. */
+export function deltaCountEqualResident(kernels: Kernels, x: Float32Array, base: Float32Array, threshold: number, block: number, counts: Uint32Array): boolean {
+  if (!allResident(kernels, [x, base, counts])) return false;
+  kernels.exports.deltaCountEqual(x.byteOffset, base.byteOffset, x.length, threshold, block, counts.byteOffset);
+  return true;
+}
