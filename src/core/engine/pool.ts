@@ -128,9 +128,11 @@ export class WorkerPool<M extends TaskMap> implements TaskRunner<M> {
     const running = this.slots.splice(0);
     for (const slot of running) {
       if (slot.task) this.settle(slot.task, new CancelledError('The compute engine shut down.'));
+      slot.task = undefined;
       clearTimeout(slot.killTimer);
     }
-    // terminate() of an unref'd worker does not keep the process alive while it completes.
+    // terminate() of an unref'd worker does not keep the process alive while it completes; and
+    // nothing may unref it again meanwhile (onReply ignores threads no longer in the pool).
     await Promise.all(running.map((s) => (s.worker.ref(), s.worker.terminate())));
   }
 
@@ -165,6 +167,9 @@ export class WorkerPool<M extends TaskMap> implements TaskRunner<M> {
   }
 
   private onReply(slot: Slot, reply: WorkerReply): void {
+    // A reply that arrives after its thread left the pool (disposed, or replaced after a cancel it
+    // ignored) belongs to a task already settled, and must not unref a thread being terminated.
+    if (!this.slots.includes(slot)) return;
     const task = slot.task;
     if (!task || task.id !== reply.id) return;
     if (reply.type === 'progress') {
@@ -184,6 +189,7 @@ export class WorkerPool<M extends TaskMap> implements TaskRunner<M> {
     this.slots.splice(index, 1);
     clearTimeout(slot.killTimer);
     if (slot.task) this.settle(slot.task, error);
+    slot.task = undefined;
     void slot.worker.terminate();
     if (!this.disposed) this.pump();
   }
