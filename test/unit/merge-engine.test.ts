@@ -7,8 +7,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import test from 'node:test';
 import { scanCatalog } from '../../src/core/catalog';
-import { InlineRunner, WorkerPool, type TaskRunner } from '../../src/core/engine/pool';
+import { InlineRunner, WorkerPool, type RunOptions, type TaskRunner } from '../../src/core/engine/pool';
 import { CancelledError } from '../../src/core/engine/task';
+import { wasmKernels } from '../../src/core/kernels';
 import { buildLineage, lineageTasks } from '../../src/core/lineage';
 import { executeMerge, mergeTasks, parseRecipe, planMerge, type MergeTasks } from '../../src/core/merge';
 import { encodeFromFloat32, openCheckpoint, readElements, writeSafetensors, type CheckpointLayout } from '../../src/core/safetensors';
@@ -300,6 +301,94 @@ test('a cancelled merge leaves no output and unchanged inputs', async () => {
     assert.deepEqual(inputs.map((f) => `${sha(f)}:${fs.statSync(f).mtimeMs}`), before);
   } finally {
     await pool.dispose();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** A runner that cancels the merge once its `at`-th task is under way, and records the task kinds it saw. */
+class CancellingRunner implements TaskRunner<MergeTasks> {
+  readonly kinds: string[] = [];
+  constructor(
+    private readonly inner: TaskRunner<MergeTasks>,
+    private readonly at: number,
+    private readonly controller: AbortController,
+  ) {}
+
+  get concurrency(): number {
+    return this.inner.concurrency;
+  }
+
+  run<K extends keyof MergeTasks & string>(kind: K, input: Parameters<MergeTasks[K]>[0], options?: RunOptions) {
+    const running = this.inner.run(kind, input, options);
+    this.kinds.push(kind);
+    if (this.kinds.length === this.at) this.controller.abort();
+    return running;
+  }
+}
+
+test('a merge cancelled at any task settles, removes its partial folder and leaves no waiter behind', async () => {
+  const dir = tempDir();
+  const recipe = SPLIT_RECIPES.ties;
+  try {
+    await writeTinyFamily(dir);
+    const file = path.join(dir, 'cancel.yml');
+    fs.writeFileSync(file, recipe);
+    const plan = async (out: string) => planMerge(parseRecipe(recipe, file), { out });
+    const counting = new CancellingRunner(new InlineRunner(mergeTasks), 0, new AbortController());
+    const reference = await executeMerge(await plan(path.join(dir, 'reference')), { runner: counting, out: path.join(dir, 'reference'), graftVersion: 'test', chunkElements: 1024 });
+    const tasks = counting.kinds.length;
+    assert.ok(counting.kinds.includes('mergeStage') && counting.kinds.includes('mergeApply'));
+
+    const cancelAt = async (runner: TaskRunner<MergeTasks>, at: number, label: string): Promise<string> => {
+      const out = path.join(dir, `cancelled-${label}-${at}`);
+      const controller = new AbortController();
+      const cancelling = new CancellingRunner(runner, at, controller);
+      await assert.rejects(
+        executeMerge(await plan(out), { runner: cancelling, out, graftVersion: 'test', chunkElements: 1024, signal: controller.signal }),
+        (e: Error) => e.name === 'CancelledError',
+        `${label}: cancelled at task ${at} of ${tasks}`,
+      );
+      assert.equal(fs.existsSync(out), false, `${label}, task ${at}: no output`);
+      assert.equal(fs.existsSync(`${out}.partial`), false, `${label}, task ${at}: the partial folder is removed`);
+      return cancelling.kinds[at - 1];
+    };
+
+    // Inline: the first tasks, then every third one to the last, stage passes and apply alike;
+    // kernel memory is all given back each time.
+    const kinds = new Set<string>();
+    const inline = new InlineRunner(mergeTasks);
+    for (let at = 1; at <= tasks; at += at < 6 ? 1 : 3) {
+      kinds.add(await cancelAt(inline, at, 'inline'));
+      const memory = wasmKernels()?.memory;
+      assert.equal(memory?.regionsOut ?? 0, 0, `inline, task ${at}: kernel regions given back`);
+      assert.equal(memory?.waiters ?? 0, 0, `inline, task ${at}: nobody waits for kernel memory`);
+    }
+    assert.deepEqual([...kinds].sort(), ['mergeApply', 'mergeStage']);
+
+    // Worker threads: a fresh pool disposed right after each cancel (tasks still finishing on the
+    // threads must neither outlive the merge nor keep dispose() from settling), at points spread
+    // over the run; then one pool that takes cancel after cancel and still merges exactly.
+    const points = [...new Set([1, 2, ...Array.from({ length: 5 }, (_, i) => Math.round(((i + 1) * tasks) / 6)), tasks])];
+    for (const size of [1, 2]) {
+      for (const at of points) {
+        const pool = new WorkerPool<GraftTasks>({ workerScript, size });
+        try {
+          await cancelAt(pool, at, `${size} workers`);
+        } finally {
+          await pool.dispose();
+        }
+      }
+      const pool = new WorkerPool<GraftTasks>({ workerScript, size });
+      try {
+        for (let at = 1; at <= tasks; at += 13) await cancelAt(pool, at, `${size} workers, one pool`);
+        const out = path.join(dir, `after-cancels-${size}`);
+        await executeMerge(await plan(out), { runner: pool, out, graftVersion: 'test', chunkElements: 1024 });
+        assert.equal(sha(path.join(out, 'model.safetensors')), sha(path.join(reference.out, 'model.safetensors')), `${size} workers: a merge after the cancels is exact`);
+      } finally {
+        await pool.dispose();
+      }
+    }
+  } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -3,6 +3,7 @@
 // out: growing detaches the old ArrayBuffer, which a read in flight may still be writing to. A
 // request that would need growth while regions are out waits until they are given back (only
 // several tasks on one thread, as the inline runner does, ever wait).
+import type { StreamControl } from '../tensors/stream';
 import type { KernelExports, WasmMemory } from './module';
 
 const PAGE = 65536;
@@ -45,13 +46,28 @@ export class KernelMemory {
     this.top = roundUp(exports.heapStart(), ALIGN);
   }
 
-  /** Regions of the given sizes, taken together (so two callers cannot each hold half of what they need). */
-  async take(sizes: readonly number[]): Promise<KernelRegion[]> {
+  /**
+   * Regions of the given sizes, taken together (so two callers cannot each hold half of what they
+   * need). A caller that waits is woken by every give(); a cancelled one then throws instead of
+   * taking. Every region taken must be given back, on every path, or waiters wait for ever.
+   */
+  async take(sizes: readonly number[], control?: StreamControl): Promise<KernelRegion[]> {
     for (;;) {
+      control?.throwIfCancelled();
       const regions = this.tryTake(sizes);
       if (regions) return regions;
       await new Promise<void>((resolve) => this.waiting.push(resolve));
     }
+  }
+
+  /** Regions handed out and not given back yet. */
+  get regionsOut(): number {
+    return this.out;
+  }
+
+  /** Callers of take() waiting for regions to be given back. */
+  get waiters(): number {
+    return this.waiting.length;
   }
 
   give(regions: readonly KernelRegion[]): void {

@@ -81,21 +81,32 @@ function subChunkFor(job: TensorJob, range: number): number {
   return Math.min(size, Math.max(range, unit));
 }
 
-/** A counting semaphore: at most `limit` tasks run at once across all tensors. */
+/**
+ * A counting semaphore: at most `limit` tasks run at once across all tensors. A finishing task
+ * hands its slot straight to the next waiter, and settled() tells when nothing runs or waits, so
+ * a failed or cancelled merge can wait for every task it started before it cleans up.
+ */
 class Slots {
   private active = 0;
   private readonly waiting: (() => void)[] = [];
+  private readonly idle: (() => void)[] = [];
   constructor(private readonly limit: number) {}
 
   async run<T>(fn: () => Promise<T>): Promise<T> {
     if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.active++;
+    else this.active++;
     try {
       return await fn();
     } finally {
-      this.active--;
-      this.waiting.shift()?.();
+      const next = this.waiting.shift();
+      if (next) next();
+      else if (--this.active === 0) for (const resolve of this.idle.splice(0)) resolve();
     }
+  }
+
+  /** Resolves once no task runs or waits (a waiter exists only while tasks run). */
+  settled(): Promise<void> {
+    return this.active === 0 ? Promise.resolve() : new Promise((resolve) => this.idle.push(resolve));
   }
 }
 
@@ -108,15 +119,14 @@ export async function executeMerge(plan: MergePlan, options: ExecuteOptions): Pr
   const started = Date.now();
   const out = path.resolve(options.out);
   const partial = `${out}.partial`;
-  const { runner, signal } = options;
+  const { runner } = options;
   const chunkElements = Math.max(1, Math.floor(options.chunkElements ?? DEFAULT_CHUNK_ELEMENTS));
   // Tasks of this run share read handles on each worker thread (see tasks.ts).
   const session = randomUUID();
-  await checkOutput(plan, out, options.force ?? false);
-  await beginPartialFolder(out);
-
   const specs: TensorSpec[] = plan.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
   const shardPlan = planShards(specs, options.shardBytes ?? DEFAULT_SHARD_BYTES);
+  await checkOutput(plan, out, options.force ?? false);
+  await beginPartialFolder(out);
   const single = shardPlan.shards.length === 1;
   const metadata = { format: 'pt', graft_recipe_sha256: recipeHash(plan.recipe.text) };
   const writers: SafetensorsFileWriter[] = [];
@@ -135,6 +145,13 @@ export async function executeMerge(plan: MergePlan, options: ExecuteOptions): Pr
     });
   };
 
+  // Stops this run's tasks on cancel and on the first failure alike: the other tasks must not go
+  // on reading, computing and writing into a partial folder that is about to be removed.
+  const stop = new AbortController();
+  const signal = stop.signal;
+  const cancel = () => stop.abort();
+  options.signal?.addEventListener('abort', cancel, { once: true });
+  if (options.signal?.aborted) stop.abort();
   try {
     for (const shard of shardPlan.shards) {
       const writer = await SafetensorsFileWriter.create(path.join(partial, single ? 'model.safetensors' : shard.file), shard.specs, metadata);
@@ -163,7 +180,7 @@ export async function executeMerge(plan: MergePlan, options: ExecuteOptions): Pr
             let next = 0;
             let merged: unknown;
             await Promise.all(ranges.map((range, i) => slots.run(async () => {
-              signal?.throwIfAborted?.();
+              signal.throwIfAborted();
               const partial = await runner.run('mergeStage', { job, founds: foundsFor(job, range.start, range.count), stageId: s.id, ...range, subChunk: subChunkFor(job, range.count), session }, { signal });
               arrived.set(i, partial);
               while (arrived.has(next)) {
@@ -193,17 +210,19 @@ export async function executeMerge(plan: MergePlan, options: ExecuteOptions): Pr
         const ref = t.copy;
         const bytesPerElement = dtypeBits(ref.dtype) / 8;
         for (const range of elementRanges(0, ref.numel, Math.max(1, Math.floor((chunkElements * 4) / Math.max(bytesPerElement, 1 / 8))))) {
-          signal?.throwIfAborted?.();
-          const bytes = await readTensorBytes(ref, range.start, range.count);
-          await writer.writeTensor(t.name, bytes, byteLengthOf(ref.dtype, range.start));
-          bytesDone += bytes.byteLength;
+          await slots.run(async () => {
+            signal.throwIfAborted();
+            const bytes = await readTensorBytes(ref, range.start, range.count);
+            await writer.writeTensor(t.name, bytes, byteLengthOf(ref.dtype, range.start));
+            bytesDone += bytes.byteLength;
+          });
         }
       } else {
         const job = t.job!;
         await prepare(job);
         const elementBytes = byteLengthOf(job.dtype, 1);
         await Promise.all(jobRanges(job, chunkElements).map((range) => slots.run(async () => {
-          signal?.throwIfAborted?.();
+          signal.throwIfAborted();
           // The task writes its bytes into the partial file itself; the writer records them.
           const byteOffset = range.start * elementBytes;
           const output = { file: writer.partialPath, position: writer.positionOf(t.name, byteOffset, range.count * elementBytes) };
@@ -219,16 +238,21 @@ export async function executeMerge(plan: MergePlan, options: ExecuteOptions): Pr
 
     // A few tensors at a time keep every worker busy while small tensors finish quickly.
     await mapLimit(plan.tensors, Math.max(2, runner.concurrency * 2), writeTensor, signal);
-    if (signal?.aborted) throw new CancelledError();
+    if (signal.aborted) throw new CancelledError();
     for (const writer of writers) await writer.commit();
     if (!single) await fsp.writeFile(path.join(partial, shardPlan.indexFile), shardPlan.indexJson);
     await writeSideFiles(plan, partial, out, options.graftVersion);
     await finishPartialFolder(partial, out, options.force ?? false);
   } catch (error) {
+    // Every task this run started has settled before its partial folder goes.
+    stop.abort();
+    await slots.settled();
     await Promise.all(writers.map((w) => w.abort()));
     await fsp.rm(partial, { recursive: true, force: true });
-    if (signal?.aborted && !(error instanceof CancelledError)) throw new CancelledError();
+    if (options.signal?.aborted && !(error instanceof CancelledError)) throw new CancelledError();
     throw error;
+  } finally {
+    options.signal?.removeEventListener('abort', cancel);
   }
   return {
     out,

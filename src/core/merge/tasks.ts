@@ -56,46 +56,60 @@ function workFloats(operands: number): number {
 /** Counters beside them: two 65536-bin histograms per operand (rank cuts; breadcrumbs cuts twice). */
 const WORK_COUNTERS = 2 * 65536;
 
+/** One merge's read handles on this thread and the tasks of that merge using them. */
+interface SessionHandles {
+  handles: FileHandles;
+  active: number;
+  idle?: ReturnType<typeof setTimeout>;
+}
+
 /**
  * Read handles kept across the tasks of one merge on this thread: opening and closing every input
- * for every task costs more than some tasks' compute. They are closed when tasks of another merge
- * arrive (so a merge never reads through a handle opened for an earlier one, whose files may have
- * been replaced since) and once no task has run for a second.
+ * for every task costs more than some tasks' compute. A merge's handles are closed once none of
+ * its tasks has run for a second, or as soon as tasks of another merge arrive while none of its
+ * own runs (so a merge never reads through a handle opened for an earlier one, whose files may
+ * have been replaced since). Tasks of a merge still finishing keep theirs until they leave.
  */
 class MergeHandles {
-  private handles = new FileHandles();
-  private session: string | undefined;
-  private active = 0;
-  private idle: ReturnType<typeof setTimeout> | undefined;
+  private readonly sessions = new Map<string, SessionHandles>();
 
-  enter(session: string | undefined): FileHandles {
-    if (this.idle) clearTimeout(this.idle);
-    this.idle = undefined;
-    if (session === undefined || session !== this.session) {
-      // Tasks of the previous merge still running keep their handles object; it is closed once they leave.
-      if (this.active === 0) void this.handles.closeAll();
-      this.handles = new FileHandles();
-      this.session = session;
+  enter(session: string | undefined): { handles: FileHandles; leave: () => void } {
+    if (session === undefined) {
+      const handles = new FileHandles();
+      return { handles, leave: () => void handles.closeAll() };
     }
-    this.active++;
-    return this.handles;
+    for (const [id, other] of this.sessions) if (id !== session && other.active === 0) this.close(id, other);
+    let shared = this.sessions.get(session);
+    if (!shared) {
+      shared = { handles: new FileHandles(), active: 0 };
+      this.sessions.set(session, shared);
+    }
+    clearTimeout(shared.idle);
+    shared.idle = undefined;
+    shared.active++;
+    const entry = shared;
+    let left = false;
+    return {
+      handles: entry.handles,
+      leave: () => {
+        if (left) return;
+        left = true;
+        if (--entry.active > 0) return;
+        entry.idle = setTimeout(() => this.close(session, entry), 1000);
+        entry.idle.unref?.();
+      },
+    };
   }
 
-  leave(): void {
-    this.active--;
-    if (this.active > 0) return;
-    if (this.session === undefined) {
-      void this.handles.closeAll();
-      return;
-    }
-    this.idle = setTimeout(() => {
-      this.idle = undefined;
-      if (this.active === 0) {
-        void this.handles.closeAll();
-        this.session = undefined;
-      }
-    }, 1000);
-    this.idle.unref?.();
+  /** Sessions whose handles are open: none once every merge has been idle for a second. */
+  get openSessions(): number {
+    return this.sessions.size;
+  }
+
+  private close(id: string, entry: SessionHandles): void {
+    clearTimeout(entry.idle);
+    if (this.sessions.get(id) === entry) this.sessions.delete(id);
+    void entry.handles.closeAll();
   }
 }
 
@@ -108,14 +122,15 @@ const mergeHandles = new MergeHandles();
 async function forEachSubChunk<T>(
   input: MergeRangeInput, ctx: TaskContext, visit: (data: ChunkData, founds: Founds) => void | Promise<void>, finish: (work: KernelWork | undefined) => T,
 ): Promise<T> {
-  const handles = mergeHandles.enter(input.session);
   const kernels = placeable(input.job) ? wasmKernels() : undefined;
   const operands = operandsOf(input.job).length;
   const perOperand = readIntoBytes(Math.min(input.subChunk, input.count));
   // Per read slot and operand: stored bytes and decoded values; then the chunk's work memory.
   const regions = kernels
-    ? await kernels.memory.take([...new Array<number>(4 * operands).fill(perOperand), 4 * (workFloats(operands) * Math.min(input.subChunk, input.count) + WORK_COUNTERS * operands) + 4096])
+    ? await kernels.memory.take([...new Array<number>(4 * operands).fill(perOperand), 4 * (workFloats(operands) * Math.min(input.subChunk, input.count) + WORK_COUNTERS * operands) + 4096], ctx)
     : [];
+  // Nothing below can throw before the try that gives the regions and the handles back.
+  const { handles, leave } = mergeHandles.enter(input.session);
   const work = kernels ? new KernelWork(kernels, regions[regions.length - 1]) : undefined;
   const readers = [0, 1].map((slot) => new OperandReader(handles, kernels ? { kernels, regions: regions.slice(slot * 2 * operands, (slot + 1) * 2 * operands) } : undefined));
   let done = 0;
@@ -139,7 +154,7 @@ async function forEachSubChunk<T>(
     );
     return finish(work);
   } finally {
-    mergeHandles.leave();
+    leave();
     for (const r of readers) r.dispose();
     if (kernels) kernels.memory.give(regions);
   }
