@@ -296,3 +296,41 @@ export function deltaCountEqual(x: usize, base: usize, n: i32, threshold: u32, b
     addTo(counts, <u32>(start / block), total);
   }
 }
+
+/**
+ * deltaHistogramLow that also lists the bucket's members in index order, so the cut's threshold
+ * ties can be counted per block once the threshold is known, without another pass over the
+ * inputs: the low key bits of each member go to u16 `values`, and u32 `blockCounts[i / block]`
+ * counts the members among elements [i, i + block) (`block` a multiple of 4). Returns how many
+ * members there are, or -1 when there are more than `capacity` (the histogram is whole either way).
+ */
+export function deltaHistogramLowMembers(x: usize, base: usize, n: i32, bucket: u32, hist: usize, block: i32, blockCounts: usize, values: usize, capacity: i32): i32 {
+  const inBucket = i32x4.splat(bucket);
+  const lowBits = i32x4.splat(0xffff);
+  let count = 0;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const keys = deltaKeys(x, base, <usize>i << 2);
+    const lanes = i32x4.bitmask(i32x4.eq(i32x4.shr_u(keys, 16), inBucket));
+    if (!lanes) continue;
+    const low = v128.and(keys, lowBits);
+    addTo(blockCounts, <u32>(i / block), <u32>popcnt(lanes));
+    if (lanes & 1) count = member(hist, values, count, capacity, i32x4.extract_lane(low, 0));
+    if (lanes & 2) count = member(hist, values, count, capacity, i32x4.extract_lane(low, 1));
+    if (lanes & 4) count = member(hist, values, count, capacity, i32x4.extract_lane(low, 2));
+    if (lanes & 8) count = member(hist, values, count, capacity, i32x4.extract_lane(low, 3));
+  }
+  for (; i < n; i++) {
+    const key = deltaKey(x, base, <usize>i << 2);
+    if (key >>> 16 != bucket) continue;
+    addTo(blockCounts, <u32>(i / block), 1);
+    count = member(hist, values, count, capacity, key & 0xffff);
+  }
+  return count > capacity ? -1 : count;
+}
+
+@inline function member(hist: usize, values: usize, count: i32, capacity: i32, low: u32): i32 {
+  bump(hist, low);
+  if (count < capacity) store<u16>(values + (<usize>count << 1), <u16>low);
+  return count + 1;
+}

@@ -11,7 +11,7 @@ import test from 'node:test';
 import { InlineRunner } from '../../src/core/engine/pool';
 import { selectKernels, wasmKernels, type KernelRegion, type Kernels } from '../../src/core/kernels';
 import {
-  clearSignsResident, countEqualResident, deltaCountEqualResident, deltaHistogramResident, encodeResident, histogramResident, keepInCutResident, KernelWork, scaleResident, subtractResident, taskCombineResident, weightedSumResident,
+  clearSignsResident, countEqualResident, deltaBucketMembersResident, deltaCountEqualResident, deltaHistogramResident, encodeResident, histogramResident, keepInCutResident, KernelWork, scaleResident, subtractResident, taskCombineResident, weightedSumResident,
 } from '../../src/core/kernels/merge';
 import { executeMerge, findMethod, mergeTasks, parseRecipe, planMerge } from '../../src/core/merge';
 import type { ChunkData, Found, ParamValues, TensorView } from '../../src/core/merge/methods/types';
@@ -221,6 +221,27 @@ test('merge kernels: each loop equals its JavaScript reference on edge inputs, a
     const fusedEq = new Uint32Array(5);
     deltaKeys.forEach((key, i) => key === deltaKeys[3] && fusedEq[(i / 1024) | 0]++);
     assert.deepEqual(Array.from(fusedCounts), Array.from(fusedEq));
+    // The lo pass with the bucket's members listed: the same histogram, and the members in order.
+    fusedHist.fill(0);
+    const [rm] = await k.memory.take([4 * n]);
+    try {
+      const memberCounts = rm.words(5).fill(0);
+      const memberValues = new Uint16Array(rm.bytes().buffer, rm.offset + 64, n);
+      assert.equal(deltaBucketMembersResident(k, a, b, fusedBucket, fusedHist, 1024, memberCounts, memberValues.subarray(0, 2)), -1, 'more members than room');
+      fusedHist.fill(0);
+      memberCounts.fill(0);
+      const listed = deltaBucketMembersResident(k, a, b, fusedBucket, fusedHist, 1024, memberCounts, memberValues);
+      assert.deepEqual(Array.from(fusedHist), Array.from(fusedExpected));
+      const expectedMembers = deltaKeys.filter((key) => key >>> 16 === fusedBucket).map((key) => key & 0xffff);
+      assert.equal(listed, expectedMembers.length);
+      assert.deepEqual(Array.from(memberValues.subarray(0, listed)), Array.from(expectedMembers));
+      const perBlock = new Uint32Array(5);
+      deltaKeys.forEach((key, i) => key >>> 16 === fusedBucket && perBlock[(i / 1024) | 0]++);
+      assert.deepEqual(Array.from(memberCounts), Array.from(perBlock));
+      assert.equal(deltaBucketMembersResident(k, a, b, fusedBucket, fusedHist, 1024, memberCounts, new Uint16Array(n)), undefined, 'a JavaScript array is refused');
+    } finally {
+      k.memory.give([rm]);
+    }
 
     const scaled = out.slice();
     for (let i = 0; i < n; i++) scaled[i] = scaled[i] * Math.fround(1.37);

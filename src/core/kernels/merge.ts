@@ -171,3 +171,15 @@ export function deltaCountEqualResident(kernels: Kernels, x: Float32Array, base:
   kernels.exports.deltaCountEqual(x.byteOffset, base.byteOffset, x.length, threshold, block, counts.byteOffset);
   return true;
 }
+
+/**
+ * deltaHistogramResident over one bucket that also lists its members (see kernels/merge.ts
+ * deltaHistogramLowMembers) into u16 `values` and u32 `blockCounts` (added to): the member count,
+ * -1 when `values` is too short, or undefined when an array is outside the kernels' memory.
+ */
+export function deltaBucketMembersResident(
+  kernels: Kernels, x: Float32Array, base: Float32Array, bucket: number, hist: Uint32Array, block: number, blockCounts: Uint32Array, values: Uint16Array,
+): number | undefined {
+  if (!allResident(kernels, [x, base, hist, blockCounts, values])) return undefined;
+  return kernels.exports.deltaHistogramLowMembers(x.byteOffset, base.byteOffset, x.length, bucket, hist.byteOffset, block, blockCounts.byteOffset, values.byteOffset, values.length);
+}

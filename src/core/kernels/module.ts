@@ -41,6 +41,7 @@ export interface KernelExports {
   deltaHistogramHigh(x: number, base: number, n: number, hist: number): void;
   deltaHistogramLow(x: number, base: number, n: number, bucket: number, hist: number): void;
   deltaCountEqual(x: number, base: number, n: number, threshold: number, block: number, counts: number): void;
+  deltaHistogramLowMembers(x: number, base: number, n: number, bucket: number, hist: number, block: number, blockCounts: number, values: number, capacity: number): number;
   keepInCut(values: number, n: number, threshold: number, need: number, eqBefore: number, descending: number): number;
   weightedSum(models: number, n: number, normalize: number, divisor: number, out: number): void;
   taskCombine(models: number, base: number, n: number, consensus: number, normalize: number, divisor: number, out: number): void;

@@ -6,9 +6,10 @@
 //   pass lo: a histogram of the low 16 bits in that bucket -> the threshold key T and how many
 //            elements equal to T belong to the cut (`need`);
 //   pass eq: only when some but not all elements equal to T belong: how many equal T in each
-//            block, so a chunk knows how many came before it.
+//            block, so a chunk knows how many came before it. The lo pass lists the bucket's
+//            members of every chunk when they are few, which gives these counts without this pass.
 import { loadedKernels } from '../kernels';
-import { clearSignsResident, countEqualResident, deltaCountEqualResident, deltaHistogramResident, histogramResident, keepInCutResident } from '../kernels/merge';
+import { clearSignsResident, countEqualResident, deltaBucketMembersResident, deltaCountEqualResident, deltaHistogramResident, histogramResident, keepInCutResident } from '../kernels/merge';
 import { SUM_BLOCK } from './exact';
 import type { ChunkData, Found, Stage, TensorView } from './methods/types';
 
@@ -52,6 +53,45 @@ interface HiPartial { hist: Uint32Array[] }
 interface HiFound { bucket: number; before: number; all?: boolean; none?: boolean }
 interface LoFound { threshold: number; need: number; eqTotal: number; all?: boolean; none?: boolean }
 interface EqPartial { start: number; counts: Uint32Array[] }
+
+/** Some but not all of the elements equal to the threshold are in the cut: which ones goes by index. */
+function partialTie(lo: LoFound): boolean {
+  return !lo.all && !lo.none && lo.need > 0 && lo.need < lo.eqTotal;
+}
+
+/**
+ * Members of a cut's hi bucket in one chunk, in index order: the low 16 key bits of each, and how
+ * many fall in each SUM_BLOCK of the chunk. Chunks list them when they are few (see MEMBER_SHARE).
+ */
+interface BucketMembers {
+  blockCounts: Uint32Array;
+  values: Uint16Array;
+}
+
+/** The lo pass's partial: histograms, and per cut the members of every chunk, or undefined once a chunk had too many. */
+interface LoPartial {
+  hist: Uint32Array[];
+  members: (BucketMembers[] | undefined)[];
+}
+
+/** A chunk lists its bucket's members when they are at most 1 / MEMBER_SHARE of its elements (2 bytes each). */
+const MEMBER_SHARE = 8;
+
+/** Prefix counts per block of members equal to `low`, over the chunks' member lists in order. */
+function tiesPerBlock(listed: readonly BucketMembers[], low: number, blocks: number): Float64Array {
+  const prefix = new Float64Array(blocks + 1);
+  let block = 0;
+  for (const { blockCounts, values } of listed) {
+    let at = 0;
+    for (let b = 0; b < blockCounts.length; b++, block++) {
+      let equal = 0;
+      for (const end = at + blockCounts[b]; at < end; at++) if (values[at] === low) equal++;
+      prefix[block + 1] = prefix[block] + equal;
+    }
+  }
+  if (block !== blocks) throw new Error(`rank cut: member lists cover ${block} of ${blocks} blocks (internal error).`);
+  return prefix;
+}
 
 /** Walks bucket counts in the cut's order and finds the bucket holding the rank-th element. */
 function locate(counts: ArrayLike<number>, rank: number, order: CutOrder): { index: number; before: number } {
@@ -123,39 +163,80 @@ export function rankCutStages(
     },
   };
 
-  const loStage: Stage<HiPartial> = {
+  const loStage: Stage<LoPartial> = {
     id: loId,
     map(t, found, chunk) {
       const keys = lazyKeys(t, found, chunk);
       const fused = fusedWork(chunk);
       const his = found[hiId] as HiFound[];
-      const hist = cutsOf(t, found).map((cut, c) => {
-        if (his[c].all || his[c].none) return new Uint32Array(BUCKETS);
+      const blocks = Math.ceil(chunk.count / SUM_BLOCK);
+      const capacity = Math.floor(chunk.count / MEMBER_SHARE);
+      const hist: Uint32Array[] = [];
+      const members: (BucketMembers[] | undefined)[] = [];
+      cutsOf(t, found).forEach((cut, c) => {
+        if (his[c].all || his[c].none) {
+          hist.push(new Uint32Array(BUCKETS));
+          members.push([]);
+          return;
+        }
         const bucket = his[c].bucket;
         const counters = chunk.work?.counters(`${loId}:${c}`, BUCKETS);
         const h = counters ?? new Uint32Array(BUCKETS);
-        if (counters && fused && deltaHistogramResident(fused.kernels, chunk.models[cut.key], chunk.base!, counters, bucket)) return h;
-        if (counters && histogramResident(chunk.work!.kernels, keys()[cut.key], counters, bucket)) return h;
+        hist.push(h);
+        if (counters && fused) {
+          const listed = kernelMembers(chunk, blocks, capacity, (kernels, blockCounts, values) =>
+            deltaBucketMembersResident(kernels, chunk.models[cut.key], chunk.base!, bucket, counters, SUM_BLOCK, blockCounts, values));
+          if (listed !== undefined) {
+            members.push(listed ?? undefined);
+            return;
+          }
+        }
+        if (counters && !fused && histogramResident(chunk.work!.kernels, keys()[cut.key], counters, bucket)) {
+          members.push(undefined);
+          return;
+        }
         const k = keys()[cut.key];
-        for (let i = 0; i < k.length; i++) if (k[i] >>> 16 === bucket) h[k[i] & 0xffff]++;
-        return h;
+        const blockCounts = new Uint32Array(blocks);
+        const values = new Uint16Array(capacity);
+        let n = 0;
+        for (let i = 0; i < k.length; i++) {
+          if (k[i] >>> 16 !== bucket) continue;
+          h[k[i] & 0xffff]++;
+          blockCounts[(i / SUM_BLOCK) | 0]++;
+          if (n < capacity) values[n] = k[i] & 0xffff;
+          n++;
+        }
+        members.push(n > capacity ? undefined : [{ blockCounts, values: values.slice(0, n) }]);
       });
-      return { hist };
+      return { hist, members };
     },
-    merge: hiStage.merge,
+    merge(a, b) {
+      hiStage.merge(a, b);
+      a.members.forEach((listed, c) => {
+        const more = b.members[c];
+        if (listed && more) listed.push(...more);
+        else a.members[c] = undefined;
+      });
+      return a;
+    },
     finalize(p, t, found): LoFound[] {
       const his = found[hiId] as HiFound[];
-      return cutsOf(t, found).map((cut, c) => {
+      const los = cutsOf(t, found).map((cut, c): LoFound => {
         const hi = his[c];
         if (hi.all || hi.none) return { threshold: 0, need: 0, eqTotal: 0, all: hi.all, none: hi.none };
         const { index, before } = locate(p.hist[c], cut.rank - hi.before, cut.order);
         const need = cut.rank - hi.before - before;
         return { threshold: ((hi.bucket << 16) | index) >>> 0, need, eqTotal: p.hist[c][index] };
       });
+      // The members listed in this pass give the threshold ties per block: no eq pass over the inputs.
+      const tied = los.map(partialTie);
+      if (tied.some(Boolean) && tied.every((tie, c) => !tie || p.members[c])) {
+        const blocks = Math.ceil(t.numel / SUM_BLOCK);
+        found[eqId] = los.map((lo, c) => (tied[c] ? tiesPerBlock(p.members[c]!, lo.threshold & 0xffff, blocks) : new Float64Array(blocks + 1)));
+      }
+      return los;
     },
   };
-
-  const partialTie = (lo: LoFound) => !lo.all && !lo.none && lo.need > 0 && lo.need < lo.eqTotal;
 
   const eqStage: Stage<EqPartial> = {
     id: eqId,
@@ -218,6 +299,26 @@ export function rankCutStages(
     }));
     return null;
   };
+}
+
+/**
+ * A kernel's member list of a chunk, made in the chunk's temporaries and copied out: the list, null
+ * when the chunk has more members than `capacity`, or undefined when the kernel could not run
+ * (no kernel memory left, or an operand elsewhere).
+ */
+function kernelMembers(
+  chunk: ChunkData, blocks: number, capacity: number,
+  list: (kernels: NonNullable<ChunkData['work']>['kernels'], blockCounts: Uint32Array, values: Uint16Array) => number | undefined,
+): BucketMembers[] | null | undefined {
+  const work = chunk.work;
+  const countMemory = work?.floats(blocks);
+  const valueMemory = work?.floats(Math.ceil(capacity / 2));
+  if (!work || !countMemory || !valueMemory) return undefined;
+  const blockCounts = new Uint32Array(countMemory.buffer, countMemory.byteOffset, blocks).fill(0);
+  const values = new Uint16Array(valueMemory.buffer, valueMemory.byteOffset, capacity);
+  const n = list(work.kernels, blockCounts, values);
+  if (n === undefined) return undefined;
+  return n < 0 ? null : [{ blockCounts: blockCounts.slice(), values: values.slice(0, n) }];
 }
 
 /**
