@@ -28,6 +28,11 @@ export class Engine implements TaskRunner<GraftTasks>, vscode.Disposable {
     return this.ensurePool().concurrency;
   }
 
+  /** The kernels the threads run (graft.engine.kernels): what time estimates calibrate. */
+  get kernels(): KernelChoice {
+    return this.kernelSetting();
+  }
+
   run<K extends keyof GraftTasks & string>(kind: K, input: TaskInput<GraftTasks, K>, options?: RunOptions): Promise<TaskOutput<GraftTasks, K>> {
     return this.ensurePool().run(kind, input, options);
   }

@@ -12,6 +12,7 @@ import { CancelledError } from '../../src/core/engine/task';
 import { wasmKernels } from '../../src/core/kernels';
 import { buildLineage, lineageTasks } from '../../src/core/lineage';
 import { executeMerge, mergeTasks, parseRecipe, planMerge, type MergeTasks } from '../../src/core/merge';
+import { estimateMerge } from '../../src/core/merge/estimate';
 import { encodeFromFloat32, openCheckpoint, readElements, writeSafetensors, type CheckpointLayout } from '../../src/core/safetensors';
 import type { GraftTasks } from '../../src/worker/tasks';
 import { tinyValues, writeTinyFamily, writeTinyModel, TINY } from '../support/tinyModels';
@@ -387,6 +388,24 @@ test('a merge cancelled at any task settles, removes its partial folder and leav
       } finally {
         await pool.dispose();
       }
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the plan estimate calibrates on the kernels the merge runs, and gives their memory back', async () => {
+  const dir = tempDir();
+  try {
+    await writeTinyFamily(dir);
+    const file = path.join(dir, 'estimate.yml');
+    fs.writeFileSync(file, SPLIT_RECIPES.ties);
+    const plan = await planMerge(parseRecipe(SPLIT_RECIPES.ties, file), { out: path.join(dir, 'merged') });
+    for (const kernels of ['webassembly', 'javascript'] as const) {
+      const estimate = estimateMerge(plan, 2, kernels);
+      assert.ok(estimate.rates.ties > 0 && Number.isFinite(estimate.rates.ties), `${kernels}: a rate for ties`);
+      assert.ok(estimate.seconds > 0 && estimate.peakBytes > 0);
+      assert.equal(wasmKernels()?.memory.regionsOut ?? 0, 0, `${kernels}: calibration memory given back`);
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

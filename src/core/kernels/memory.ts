@@ -60,6 +60,11 @@ export class KernelMemory {
     }
   }
 
+  /** take() without waiting: undefined when the regions are not free now. */
+  takeNow(sizes: readonly number[]): KernelRegion[] | undefined {
+    return this.tryTake(sizes);
+  }
+
   /** Regions handed out and not given back yet. */
   get regionsOut(): number {
     return this.out;

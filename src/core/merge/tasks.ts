@@ -44,7 +44,7 @@ export interface MergeStageInput extends MergeRangeInput {
  * tensor that decodes to float32 (LoRA-patched and earlier-stage operands are computed in
  * JavaScript memory, and while the next sub-chunk is read, which the chunk's work memory is not for).
  */
-function placeable(job: TensorJob): boolean {
+export function placeable(job: TensorJob): boolean {
   return operandsOf(job).every((op) => op.kind === 'file' && !decodesToFloat64(op.ref.dtype));
 }
 
@@ -55,6 +55,11 @@ function workFloats(operands: number): number {
 
 /** Counters beside them: two 65536-bin histograms per operand (rank cuts; breadcrumbs cuts twice). */
 const WORK_COUNTERS = 2 * 65536;
+
+/** Bytes of a task's work region in the kernels' memory for chunks of `elements` elements of `operands` inputs. */
+export function workBytes(operands: number, elements: number): number {
+  return 4 * (workFloats(operands) * elements + WORK_COUNTERS * operands) + 4096;
+}
 
 /** One merge's read handles on this thread and the tasks of that merge using them. */
 interface SessionHandles {
@@ -127,7 +132,7 @@ async function forEachSubChunk<T>(
   const perOperand = readIntoBytes(Math.min(input.subChunk, input.count));
   // Per read slot and operand: stored bytes and decoded values; then the chunk's work memory.
   const regions = kernels
-    ? await kernels.memory.take([...new Array<number>(4 * operands).fill(perOperand), 4 * (workFloats(operands) * Math.min(input.subChunk, input.count) + WORK_COUNTERS * operands) + 4096], ctx)
+    ? await kernels.memory.take([...new Array<number>(4 * operands).fill(perOperand), workBytes(operands, Math.min(input.subChunk, input.count))], ctx)
     : [];
   // Nothing below can throw before the try that gives the regions and the handles back.
   const { handles, leave } = mergeHandles.enter(input.session);

@@ -109,7 +109,7 @@ export class MergeRunner implements vscode.Disposable {
   /** check() and the estimate of memory and time (a short calibration of the plan's kernels). */
   async planText(text: string, file: string, out?: string): Promise<PlannedRecipe> {
     const plan = await this.check(text, file, out);
-    const estimate = estimateMerge(plan, this.engine.concurrency);
+    const estimate = estimateMerge(plan, this.engine.concurrency, this.engine.kernels);
     return { plan, estimate, shards: Math.max(1, Math.ceil(plan.totals.outputBytes / this.shardBytes())) };
   }
 
