@@ -394,6 +394,35 @@ test('a merge cancelled at any task settles, removes its partial folder and leav
   }
 });
 
+test('a merge whose task fails stops its other tasks, removes its partial folder and reports that failure', async () => {
+  const dir = tempDir();
+  try {
+    await writeTinyFamily(dir);
+    const file = path.join(dir, 'fail.yml');
+    fs.writeFileSync(file, SPLIT_RECIPES.ties);
+    for (const at of [1, 7, 60, 150]) {
+      const inner = new InlineRunner(mergeTasks);
+      let calls = 0;
+      let running = 0;
+      const failing: TaskRunner<MergeTasks> = {
+        concurrency: 2,
+        run(kind, input, options) {
+          if (++calls === at) return Promise.reject(new Error('the disk went away'));
+          running++;
+          return inner.run(kind, input, options).finally(() => running--);
+        },
+      };
+      const out = path.join(dir, `failed-${at}`);
+      await assert.rejects(executeMerge(await planMerge(parseRecipe(SPLIT_RECIPES.ties, file), { out }), { runner: failing, out, graftVersion: 'test', chunkElements: 1024 }), /the disk went away/);
+      assert.equal(running, 0, `task ${at}: no task still runs once the merge has failed`);
+      assert.equal(fs.existsSync(`${out}.partial`), false);
+      assert.equal(fs.existsSync(out), false);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('the plan estimate calibrates on the kernels the merge runs, and gives their memory back', async () => {
   const dir = tempDir();
   try {
