@@ -12,7 +12,8 @@
 // Wall and CPU seconds (user + system of the process, all threads) and peak RSS come from GNU
 // time for the child processes. The table is also written to bench-results/merge.json.
 //
-// Run: npm run bench -- merge (builds first). GRAFT_BENCH_PYTHON picks the python to try first.
+// Run: npm run bench -- merge (builds first). GRAFT_BENCH_PYTHON picks the python to try first;
+// GRAFT_BENCH_TORCH=0 skips the torch reference.
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -167,8 +168,12 @@ async function timed(command: string, args: string[], env: NodeJS.ProcessEnv = p
   return { seconds, cpuSeconds: user + system, peakRssMiB: maxKiB / 1024 };
 }
 
-/** A python that imports torch: GRAFT_BENCH_PYTHON, python3 on the PATH, or the system's python3. */
-function findTorchPython(): { python?: string; version?: string; tried: string[] } {
+/**
+ * A python that imports torch: GRAFT_BENCH_PYTHON, python3 on the PATH, or the system's python3.
+ * GRAFT_BENCH_TORCH=0 leaves torch out (its merges take most of a run's time).
+ */
+function findTorchPython(): { python?: string; version?: string; tried: string[]; skipped?: boolean } {
+  if (process.env.GRAFT_BENCH_TORCH === '0') return { tried: [], skipped: true };
   const candidates = [process.env.GRAFT_BENCH_PYTHON, 'python3', '/usr/bin/python3'].filter((c): c is string => Boolean(c));
   const tried: string[] = [];
   for (const python of [...new Set(candidates)]) {
@@ -282,7 +287,7 @@ async function main(): Promise<void> {
         note(`${method}: Graft's output and torch's differ in ${d.differ.toLocaleString('en-US')} of ${d.total.toLocaleString('en-US')} elements`);
       }
     }
-    note(torch.python ? `torch ${torch.version} (version, threads as the script sets them) via ${torch.python}; torch.topk breaks magnitude ties in no specified order, Graft (like a stable sort) by index, so TIES outputs differ where ties straddle the cut` : `torch reference not run: no python3 importing torch (tried ${torch.tried.join(', ')}); set GRAFT_BENCH_PYTHON`);
+    note(torch.python ? `torch ${torch.version} (version, threads as the script sets them) via ${torch.python}; torch.topk breaks magnitude ties in no specified order, Graft (like a stable sort) by index, so TIES outputs differ where ties straddle the cut` : `torch reference not run: ${torch.skipped ? 'GRAFT_BENCH_TORCH=0' : `no python3 importing torch (tried ${torch.tried.join(', ')}); set GRAFT_BENCH_PYTHON`}`);
     note(machineLine());
     console.log(`wrote ${writeResults('merge', { header, rows, notes, inputBytes, repeats: REPEATS }, startLoad)}`);
   } finally {
