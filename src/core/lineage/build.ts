@@ -77,8 +77,8 @@ function sameValues(a: Float32Array, b: Float32Array): boolean {
   return true;
 }
 
-/** Fingerprint reads kept in flight at once. */
-const FINGERPRINT_READS_IN_FLIGHT = 16;
+/** Fingerprints per worker task (a task reads several at once; see tasks.ts). */
+const FINGERPRINTS_PER_TASK = 32;
 
 export async function buildLineage(catalog: Catalog, options: BuildLineageOptions): Promise<LineageGraph> {
   const root = path.resolve(options.root);
@@ -93,20 +93,33 @@ export async function buildLineage(catalog: Catalog, options: BuildLineageOption
   const readFingerprints = async (wanted: CatalogEntry[]): Promise<void> => {
     const todo = wanted.filter((e) => !fingerprints.has(e.path));
     fingerprintsWanted += todo.length;
-    // Reading a fingerprint is mostly waiting on a few small reads: keep many in flight, whatever
-    // the number of threads computing (each holds at most 64 KiB).
-    await mapLimit(todo, Math.max(FINGERPRINT_READS_IN_FLIGHT, runner.concurrency * 2), async (entry) => {
+    const progress = () => options.onProgress?.(fingerprintsDone / Math.max(1, fingerprintsWanted));
+    const missing: { entry: CatalogEntry; signature: string; samplesPerTensor: number }[] = [];
+    for (const entry of todo) {
       const perTensor = samplesPerTensor(entry.tensorCount ?? 1);
       const weights = new Set(entry.weightFiles);
       const signature = [FINGERPRINT_VERSION, perTensor, ...entry.sources.filter((s) => weights.has(s.path)).map((s) => `${s.path}:${s.size}:${s.mtimeMs}`)].join('|');
-      let values = cache?.getFingerprint(entry.path, signature);
-      if (!values) {
-        values = await runner.run('fingerprint', { path: fingerprintTarget(entry), samplesPerTensor: perTensor }, { signal: options.signal });
-        cache?.setFingerprint(entry.path, signature, values);
+      const cached = cache?.getFingerprint(entry.path, signature);
+      if (cached) {
+        fingerprints.set(entry.path, cached);
+        fingerprintsDone++;
+      } else {
+        missing.push({ entry, signature, samplesPerTensor: perTensor });
       }
-      fingerprints.set(entry.path, values);
-      fingerprintsDone++;
-      options.onProgress?.(fingerprintsDone / Math.max(1, fingerprintsWanted));
+    }
+    progress();
+    const batches: (typeof missing)[] = [];
+    for (let i = 0; i < missing.length; i += FINGERPRINTS_PER_TASK) batches.push(missing.slice(i, i + FINGERPRINTS_PER_TASK));
+    // Two tasks per thread: one reading while the other's results travel back.
+    await mapLimit(batches, Math.max(2, runner.concurrency * 2), async (batch) => {
+      const inputs = batch.map((m) => ({ path: fingerprintTarget(m.entry), samplesPerTensor: m.samplesPerTensor }));
+      const values = await runner.run('fingerprints', { inputs }, { signal: options.signal });
+      batch.forEach((m, i) => {
+        cache?.setFingerprint(m.entry.path, m.signature, values[i]);
+        fingerprints.set(m.entry.path, values[i]);
+      });
+      fingerprintsDone += batch.length;
+      progress();
     }, options.signal);
   };
 
