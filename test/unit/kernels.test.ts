@@ -5,7 +5,6 @@
 //   is within (n - 1) u sum|t_i| of the exact sum (u = 2^-53, first order), so the two sides are
 //   within 2 (n - 1) u sum|t_i| of each other: that bound, computed from the terms, is what is
 //   checked, with mean and m2 of the statistics bounded through it (see statsBound).
-import { prng } from '../../src/core/sampling';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -20,19 +19,13 @@ import { histogramPlaced, summarizePlaced } from '../../src/core/kernels/stats';
 import { kernelExports } from '../../src/core/kernels/module';
 import { bf16ToF32Table, f16ToF32Table, f32BitsToBf16, f32BitsToF16, readHeader, writeSafetensors, encodeFromFloat32, openCheckpoint } from '../../src/core/safetensors';
 import { ChunkReader } from '../../src/core/tensors/chunkReader';
+import { random32, webAssemblyKernels } from '../support/kernels';
 import { fixture, tempDir } from './helpers';
 
 const U = 2 ** -53;
-const kernels = (): Kernels => {
-  selectKernels('webassembly');
-  return wasmKernels()!;
-};
+const kernels = webAssemblyKernels;
 
-/** Deterministic 32-bit random numbers: the sampler's mulberry32, scaled back to integers. */
-function random(seed: number): () => number {
-  const next = prng(seed);
-  return () => next() * 4294967296;
-}
+const random = random32;
 
 const f32 = new Float32Array(1);
 const f32Bits = new Uint32Array(f32.buffer);

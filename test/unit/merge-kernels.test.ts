@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import test from 'node:test';
 import { InlineRunner } from '../../src/core/engine/pool';
-import { selectKernels, wasmKernels, type KernelRegion, type Kernels } from '../../src/core/kernels';
+import { selectKernels, type KernelRegion, type Kernels } from '../../src/core/kernels';
 import {
   clearSignsResident, countEqualResident, deltaBucketMembersResident, deltaCountEqualResident, deltaHistogramResident, encodeResident, histogramResident, keepInCutResident, KernelWork, scaleResident, subtractResident, taskCombineResident, weightedSumResident,
 } from '../../src/core/kernels/merge';
@@ -17,20 +17,13 @@ import { executeMerge, findMethod, mergeTasks, parseRecipe, planMerge } from '..
 import type { ChunkData, Found, ParamValues, TensorView } from '../../src/core/merge/methods/types';
 import { keepInCut, projectForChunk, type RankCut } from '../../src/core/merge/select';
 import { encodeFromFloat32 } from '../../src/core/safetensors';
-import { prng } from '../../src/core/sampling';
 import { writeTinyFamily } from '../support/tinyModels';
+import { random32, webAssemblyKernels } from '../support/kernels';
 import { tempDir } from './helpers';
 
-const kernels = (): Kernels => {
-  selectKernels('webassembly');
-  return wasmKernels()!;
-};
+const kernels = webAssemblyKernels;
 
-/** Deterministic 32-bit random numbers: the sampler's mulberry32, scaled back to integers. */
-function random(seed: number): () => number {
-  const next = prng(seed);
-  return () => next() * 4294967296;
-}
+const random = random32;
 
 const SPECIALS = [0, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00000, 0xffc00001, 0x00000001, 0x807fffff, 0x00400000, 0x7f7fffff, 0xff7fffff];
 
