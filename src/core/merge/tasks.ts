@@ -1,14 +1,14 @@
 // Merge kernels for the worker pool (registered in src/worker/tasks.ts). A task covers one element
 // range of one output tensor and walks it in sub-chunks with the shared read-ahead loop, so a
 // worker holds two sub-chunks of every operand whatever the range.
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { TaskContext } from '../engine/task';
 import { wasmKernels } from '../kernels';
 import { copiedOut, encodeResident, KernelWork } from '../kernels/merge';
 import { decodesToFloat64, encodeFromFloat32, LITTLE_ENDIAN } from '../safetensors/dtypes';
 import type { DType } from '../safetensors/types';
-import { readIntoBytes } from '../tensors/chunkReader';
+import { READS_BLOCK_THREAD, readIntoBytes } from '../tensors/chunkReader';
 import { elementRanges, FileHandles, streamUnits } from '../tensors/stream';
 import { methodOf, OperandReader, stageOf, type Founds } from './compute';
 import { operandsOf, type TensorJob } from './jobs';
@@ -165,10 +165,13 @@ async function forEachSubChunk<T>(
   }
 }
 
+/** Writes all of `bytes` at `position`; blocking on worker threads, as reads are (READS_BLOCK_THREAD). */
 async function writeExactly(handle: FileHandle, bytes: Uint8Array, position: number, file: string): Promise<void> {
   let done = 0;
   while (done < bytes.byteLength) {
-    const { bytesWritten } = await handle.write(bytes, done, bytes.byteLength - done, position + done);
+    const bytesWritten = READS_BLOCK_THREAD
+      ? writeSync(handle.fd, bytes, done, bytes.byteLength - done, position + done)
+      : (await handle.write(bytes, done, bytes.byteLength - done, position + done)).bytesWritten;
     if (bytesWritten === 0) throw new Error(`Writing "${file}" made no progress at byte ${position + done}.`);
     done += bytesWritten;
   }

@@ -2,6 +2,7 @@
 // its claimed length was checked against the real file size), then exactly the byte ranges of
 // the elements asked for. Nothing ever reads or allocates a whole file.
 
+import { readSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { describeFsError, openRegularFile } from '../files';
 import { canDecode, decodeToFloat, dtypeBits, unsupportedDecode } from './dtypes';
@@ -19,16 +20,33 @@ export async function readExactly(handle: FileHandle, target: Uint8Array, positi
   let done = 0;
   while (done < target.byteLength) {
     const { bytesRead } = await handle.read(target, done, target.byteLength - done, position + done);
-    if (bytesRead === 0) {
-      // Name the file's length now, not where the read stopped: that is what the user can check.
-      const size = await handle.stat().then((s) => `is now ${s.size} bytes`, () => 'ended early');
-      throw new SafetensorsError(
-        `"${file}" ${size}, but ${position + target.byteLength} bytes were expected: the file changed or was truncated while being read. Reopen it.`,
-        { rule: 'io', file },
-      );
-    }
+    if (bytesRead === 0) throw await truncatedError(handle, file, position + target.byteLength);
     done += bytesRead;
   }
+}
+
+/**
+ * readExactly() without leaving the calling thread, for worker threads' streaming loops: a worker
+ * has nothing else to do while it waits, and from the page cache the hop to libuv's thread pool
+ * and back costs more than the copy itself (and lets reads, compute and writes of one task queue
+ * behind those of the other workers on that pool's threads).
+ */
+export async function readExactlyBlocking(handle: FileHandle, target: Uint8Array, position: number, file: string): Promise<void> {
+  let done = 0;
+  while (done < target.byteLength) {
+    const bytesRead = readSync(handle.fd, target, done, target.byteLength - done, position + done);
+    if (bytesRead === 0) throw await truncatedError(handle, file, position + target.byteLength);
+    done += bytesRead;
+  }
+}
+
+async function truncatedError(handle: FileHandle, file: string, expected: number): Promise<SafetensorsError> {
+  // Name the file's length now, not where the read stopped: that is what the user can check.
+  const size = await handle.stat().then((s) => `is now ${s.size} bytes`, () => 'ended early');
+  return new SafetensorsError(
+    `"${file}" ${size}, but ${expected} bytes were expected: the file changed or was truncated while being read. Reopen it.`,
+    { rule: 'io', file },
+  );
 }
 
 /** Reads and validates the header of an open file. */

@@ -1,13 +1,18 @@
 // The streaming loop shared by stats, diff and merge: units of work are read one ahead of the one
-// being processed, through two alternating slots (each with its own reused buffers), so reading
-// overlaps compute and the memory held is two units' worth whatever the tensor or model size.
+// being processed, through two alternating slots (each with its own reused buffers), so the memory
+// held is two units' worth whatever the tensor or model size. On a main thread the read overlaps
+// compute; worker threads read blocking (READS_BLOCK_THREAD), and the other workers fill the cores.
 import type { FileHandle } from 'node:fs/promises';
 import { openForRead } from '../safetensors/reader';
+import { READS_BLOCK_THREAD } from './chunkReader';
 
 /** Cancellation as the loop sees it: the TaskContext of a worker kernel fits. */
 export interface StreamControl {
   throwIfCancelled(): void;
 }
+
+/** How long a loop of blocking reads may go without an event-loop turn (where cancels arrive). */
+const EVENT_TURN_MS = 20;
 
 /**
  * Runs `process` over `units` in order. `read(unit, slot)` fills slot 0 or 1 (alternating), and the
@@ -21,9 +26,15 @@ export async function streamUnits<U, D>(
   control?: StreamControl,
 ): Promise<void> {
   let pending: Promise<D> | undefined = units.length > 0 ? read(units[0], 0) : undefined;
+  let lastTurn = Date.now();
   try {
     for (let i = 0; i < units.length; i++) {
       const data = await pending!;
+      // Blocking reads never return to the event loop on their own: let a cancel message in.
+      if (READS_BLOCK_THREAD && Date.now() - lastTurn > EVENT_TURN_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        lastTurn = Date.now();
+      }
       control?.throwIfCancelled();
       pending = i + 1 < units.length ? read(units[i + 1], ((i + 1) % 2) as 0 | 1) : undefined;
       await process(data, units[i], i);
