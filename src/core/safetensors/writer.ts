@@ -176,11 +176,17 @@ class Coverage {
  * order, in pieces, from concurrent callers; commit() checks every byte was written, syncs and
  * renames atomically.
  */
+/** Output bytes between background flushes of a file being written (see flushBehind). */
+const FLUSH_BEHIND_BYTES = 32 * 1024 * 1024;
+
 export class SafetensorsFileWriter {
   readonly partialPath: string;
   private readonly coverage = new Map<string, Coverage>();
   private readonly pending = new Set<Promise<unknown>>();
   private state: 'open' | 'committed' | 'aborted' = 'open';
+  /** Bytes recorded since the last flush-behind started, and that flush while it runs. */
+  private unflushed = 0;
+  private flushing?: Promise<void>;
 
   private constructor(
     readonly path: string,
@@ -241,6 +247,7 @@ export class SafetensorsFileWriter {
       this.pending.delete(write);
     }
     this.coverage.get(name)!.add(byteOffset, byteOffset + bytes.byteLength);
+    this.flushBehind(bytes.byteLength);
   }
 
   /**
@@ -262,12 +269,30 @@ export class SafetensorsFileWriter {
   recordWritten(name: string, byteOffset: number, length: number): void {
     this.positionOf(name, byteOffset, length);
     this.coverage.get(name)!.add(byteOffset, byteOffset + length);
+    this.flushBehind(length);
+  }
+
+  /**
+   * Starts writing the file's dirty pages to disk every FLUSH_BEHIND_BYTES, in the background, so
+   * that the sync at commit() has little left to do: without it a large output's whole write-back
+   * comes after the last byte is computed, with every thread idle. Its errors are left to
+   * commit()'s own sync, which reports them.
+   */
+  private flushBehind(bytes: number): void {
+    this.unflushed += bytes;
+    if (this.unflushed < FLUSH_BEHIND_BYTES || this.flushing || this.state !== 'open') return;
+    this.unflushed = 0;
+    this.flushing = this.handle.datasync().then(
+      () => { this.flushing = undefined; },
+      () => { this.flushing = undefined; },
+    );
   }
 
   /** Checks every tensor was fully written, syncs, and moves the file into place. */
   async commit(): Promise<void> {
     if (this.state !== 'open') throw new SafetensorsError(`Cannot commit "${this.path}": the writer was already ${this.state}.`, { rule: 'incomplete-write', file: this.path });
     await Promise.allSettled([...this.pending]);
+    await this.flushing;
     for (const [name, range] of this.plan.tensors) {
       const coverage = this.coverage.get(name)!;
       if (!coverage.covers(range.end - range.begin)) {
@@ -323,6 +348,7 @@ export class SafetensorsFileWriter {
     if (this.state === 'aborted' || this.state === 'committed') return;
     this.state = 'aborted';
     await Promise.allSettled([...this.pending]);
+    await this.flushing;
     await this.handle.close().catch(() => undefined);
     await fsp.rm(this.partialPath, { force: true });
   }
