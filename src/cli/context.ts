@@ -22,6 +22,8 @@ export interface CliContext extends CliIO {
   cwd: string;
   /** The compute engine; started on first use (with `size` workers if given), shut down when the command returns. */
   runner(size?: number): TaskRunner<GraftTasks>;
+  /** Creates the runner and starts its threads now, to load while the command plans its work. */
+  startRunner?(size?: number): void;
   /** Aborted on Ctrl-C. */
   signal: AbortSignal;
 }
@@ -41,14 +43,13 @@ export function bundledWorkerScript(): string {
 
 export function createContext(io: CliIO, signal: AbortSignal, workerScript = bundledWorkerScript()): CliContext & { dispose(): Promise<void> } {
   let pool: WorkerPool<GraftTasks> | undefined;
+  const runner = (size?: number) => (pool ??= new WorkerPool<GraftTasks>({ workerScript, size: size ?? defaultPoolSize({ reserveMainThread: false }) }));
   return {
     ...io,
     cwd: process.cwd(),
     signal,
-    runner(size?: number) {
-      pool ??= new WorkerPool<GraftTasks>({ workerScript, size: size ?? defaultPoolSize({ reserveMainThread: false }) });
-      return pool;
-    },
+    runner,
+    startRunner: (size?: number) => runner(size).prestart(),
     async dispose() {
       await pool?.dispose();
     },

@@ -154,6 +154,7 @@ export const mergeCommand: CliCommand = {
     const out = values.out !== undefined ? path.resolve(ctx.cwd, values.out) : undefined;
     const hfCache = values['no-hf-cache'] ? null : values['hf-cache'] !== undefined ? path.resolve(ctx.cwd, values['hf-cache']) : defaultHfCacheDir(process.env, os.homedir());
 
+    if (!values.plan) ctx.startRunner?.(workers);
     try {
       const recipe = parseRecipe(text, file);
       const plan = await planMerge(recipe, { out, resolveModel: resolverFor(path.dirname(file), hfCache, ctx.signal) });

@@ -117,6 +117,14 @@ export class WorkerPool<M extends TaskMap> implements TaskRunner<M> {
     });
   }
 
+  /**
+   * Starts every thread now instead of at the first tasks, so that loading the worker bundle and
+   * compiling its kernels overlaps the caller's planning.
+   */
+  prestart(): void {
+    while (!this.disposed && this.slots.length < this.concurrency) this.spawn();
+  }
+
   /** Number of tasks waiting for a thread (not counting running ones). */
   get queued(): number {
     return this.queue.length;

@@ -15,7 +15,7 @@ import { readTensorBytes } from '../safetensors/reader';
 import { elementRanges } from '../tensors/stream';
 import { methodOf, type Founds } from './compute';
 import { innerJobs, needsWholeRows, operandsOf, type TensorJob } from './jobs';
-import { recipeHash, writeSideFiles } from './output';
+import { inputIdentities, recipeHash, writeSideFiles } from './output';
 import type { MergePlan, PlannedTensor } from './plan';
 import { SUM_BLOCK } from './exact';
 import { sliceForRange } from './select';
@@ -126,6 +126,9 @@ export async function executeMerge(plan: MergePlan, options: ExecuteOptions): Pr
   const specs: TensorSpec[] = plan.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
   const shardPlan = planShards(specs, options.shardBytes ?? DEFAULT_SHARD_BYTES);
   await checkOutput(plan, out, options.force ?? false);
+  // Hundreds of small reads on this thread: done while the workers merge, not after them.
+  const identities = inputIdentities(plan);
+  identities.catch(() => undefined);
   await beginPartialFolder(out);
   const single = shardPlan.shards.length === 1;
   const metadata = { format: 'pt', graft_recipe_sha256: recipeHash(plan.recipe.text) };
@@ -241,7 +244,7 @@ export async function executeMerge(plan: MergePlan, options: ExecuteOptions): Pr
     if (signal.aborted) throw new CancelledError();
     for (const writer of writers) await writer.commit();
     if (!single) await fsp.writeFile(path.join(partial, shardPlan.indexFile), shardPlan.indexJson);
-    await writeSideFiles(plan, partial, out, options.graftVersion);
+    await writeSideFiles(plan, partial, out, options.graftVersion, await identities);
     await finishPartialFolder(partial, out, options.force ?? false);
   } catch (error) {
     // Every task this run started has settled before its partial folder goes.

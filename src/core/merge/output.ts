@@ -56,11 +56,16 @@ function mainDtype(plan: MergePlan): string | undefined {
   return [...bytes.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
 }
 
+/** weightIdentity() of every input, in plan.inputs order, for the provenance record. */
+export function inputIdentities(plan: MergePlan): Promise<string[]> {
+  return Promise.all(plan.inputs.map(async (input) => weightIdentity(await openCheckpoint(input.paths[0]))));
+}
+
 /**
  * Writes the side files into `dir` (the partial output folder). `finalOut` is where the folder
  * will live, so relative references in the card and provenance are right after the rename.
  */
-export async function writeSideFiles(plan: MergePlan, dir: string, finalOut: string, graftVersion: string): Promise<void> {
+export async function writeSideFiles(plan: MergePlan, dir: string, finalOut: string, graftVersion: string, identities: readonly string[]): Promise<void> {
   const dtype = mainDtype(plan);
   if (plan.configDir) {
     try {
@@ -86,7 +91,6 @@ export async function writeSideFiles(plan: MergePlan, dir: string, finalOut: str
   const baseRef = finalStage.baseModel?.value;
   const refs = plan.inputs.map((input) => ({ input, shown: referenceFromOutput(plan, input.reference, input.paths[0], finalOut) }));
   const baseShown = baseRef ? refs.find((r) => r.input.reference === baseRef)?.shown : undefined;
-  const identities = await Promise.all(plan.inputs.map(async (input) => weightIdentity(await openCheckpoint(input.paths[0]))));
 
   const front = toYaml({
     base_model: refs.map((r) => r.shown),
