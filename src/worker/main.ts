@@ -19,13 +19,14 @@ port.on('message', (request: WorkerRequest) => {
     cancelled.add(request.id);
     return;
   }
-  void runTask(request.id, request.kind, request.input);
+  void runTask(request.id, request.kind, request.input, request.progress);
 });
 
-async function runTask(id: number, kind: string, input: unknown): Promise<void> {
+async function runTask(id: number, kind: string, input: unknown, reportProgress: boolean): Promise<void> {
   let lastProgress = 0;
   const ctx: TaskContext = {
     progress(fraction) {
+      if (!reportProgress) return;
       const now = Date.now();
       if (now - lastProgress < PROGRESS_INTERVAL_MS && fraction < 1) return;
       lastProgress = now;

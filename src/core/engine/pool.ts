@@ -154,7 +154,7 @@ export class WorkerPool<M extends TaskMap> implements TaskRunner<M> {
       task.slot = slot;
       // A busy worker keeps the process alive (the CLI awaits it); an idle one must not.
       slot.worker.ref();
-      const request: WorkerRequest = { type: 'run', id: task.id, kind: task.kind, input: task.input };
+      const request: WorkerRequest = { type: 'run', id: task.id, kind: task.kind, input: task.input, progress: task.options.onProgress !== undefined };
       slot.worker.postMessage(request, task.options.transfer ?? []);
     }
   }

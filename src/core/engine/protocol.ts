@@ -6,9 +6,9 @@ export interface WorkerStartData {
   kernels?: KernelChoice;
 }
 
-
 export type WorkerRequest =
-  | { type: 'run'; id: number; kind: string; input: unknown }
+  /** `progress`: whether the caller listens to progress (each message costs a thread wake-up). */
+  | { type: 'run'; id: number; kind: string; input: unknown; progress: boolean }
   | { type: 'cancel'; id: number };
 
 export interface SerializedError {
