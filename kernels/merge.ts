@@ -110,20 +110,21 @@ export function keepInCut(values: usize, n: i32, threshold: u32, need: f64, eqBe
     const v = v128.load(at);
     const key = v128.and(v, magnitude);
     let keep = descending ? i32x4.gt_u(key, target) : i32x4.lt_u(key, target);
-    const equal = i32x4.bitmask(i32x4.eq(key, target));
-    if (equal) {
-      // Threshold ties are taken in index order while the cut still needs them: all of this
-      // group's, none, or (once per chunk at most) some, lane by lane.
-      const ties = <f64>popcnt(equal);
-      if (seen + ties <= need) keep = v128.or(keep, i32x4.eq(key, target));
-      else if (seen < need) {
-        for (let lane = 0; lane < 4; lane++) {
-          if (!((equal >>> lane) & 1)) continue;
-          if (seen + countBelow(equal, lane) < need) keep = setLane(keep, lane);
-        }
+    const tied = i32x4.eq(key, target);
+    const equal = i32x4.bitmask(tied);
+    const ties = <f64>popcnt(equal);
+    // Threshold ties are taken in index order while the cut still needs them. Whether this group's
+    // all fit is a select, not a branch: with 16-bit inputs ties are common and come at random.
+    const fit = seen + ties <= need;
+    keep = v128.or(keep, v128.and(tied, i32x4.splat(fit ? -1 : 0)));
+    if (!fit && seen < need) {
+      // The one group (per cut) that takes some of its ties: lane by lane.
+      for (let lane = 0; lane < 4; lane++) {
+        if (!((equal >>> lane) & 1)) continue;
+        if (seen + countBelow(equal, lane) < need) keep = setLane(keep, lane);
       }
-      seen += ties;
     }
+    seen += ties;
     v128.store(at, v128.and(v, keep));
   }
   for (; i < n; i++) {
@@ -301,36 +302,64 @@ export function deltaCountEqual(x: usize, base: usize, n: i32, threshold: u32, b
  * deltaHistogramLow that also lists the bucket's members in index order, so the cut's threshold
  * ties can be counted per block once the threshold is known, without another pass over the
  * inputs: the low key bits of each member go to u16 `values`, and u32 `blockCounts[i / block]`
- * counts the members among elements [i, i + block) (`block` a multiple of 4). Returns how many
- * members there are, or -1 when there are more than `capacity` (the histogram is whole either way).
+ * counts the members among elements [i, i + block) (`block` a multiple of 4). `values` has room
+ * for `capacity` members and 4 more (the compaction below writes up to 3 past the last one).
+ * Returns how many members there are, or -1 when there are more than `capacity` (the histogram
+ * is whole either way).
  */
 export function deltaHistogramLowMembers(x: usize, base: usize, n: i32, bucket: u32, hist: usize, block: i32, blockCounts: usize, values: usize, capacity: i32): i32 {
   const inBucket = i32x4.splat(bucket);
   const lowBits = i32x4.splat(0xffff);
   let count = 0;
   let i = 0;
+  let blockEnd = 0;
+  let inBlock: u32 = 0;
   for (; i + 4 <= n; i += 4) {
+    if (i >= blockEnd) {
+      // Block by block (no division per group): `block` is a multiple of 4.
+      if (inBlock) addTo(blockCounts, <u32>((blockEnd - 1) / block), inBlock);
+      inBlock = 0;
+      blockEnd = i + block;
+    }
     const keys = deltaKeys(x, base, <usize>i << 2);
     const lanes = i32x4.bitmask(i32x4.eq(i32x4.shr_u(keys, 16), inBucket));
     if (!lanes) continue;
     const low = v128.and(keys, lowBits);
-    addTo(blockCounts, <u32>(i / block), <u32>popcnt(lanes));
-    if (lanes & 1) count = member(hist, values, count, capacity, i32x4.extract_lane(low, 0));
-    if (lanes & 2) count = member(hist, values, count, capacity, i32x4.extract_lane(low, 1));
-    if (lanes & 4) count = member(hist, values, count, capacity, i32x4.extract_lane(low, 2));
-    if (lanes & 8) count = member(hist, values, count, capacity, i32x4.extract_lane(low, 3));
+    inBlock += <u32>popcnt(lanes);
+    // Members of a group come at random with 16-bit inputs: every lane is counted and stored
+    // without a branch, with 0 or 1 as its increment, the store position advancing by members
+    // only (and held at `capacity` once the list is full).
+    const m0 = <u32>(lanes & 1);
+    const m1 = <u32>((lanes >>> 1) & 1);
+    const m2 = <u32>((lanes >>> 2) & 1);
+    const m3 = <u32>((lanes >>> 3) & 1);
+    bumpBy(hist, i32x4.extract_lane(low, 0), m0);
+    bumpBy(hist, i32x4.extract_lane(low, 1), m1);
+    bumpBy(hist, i32x4.extract_lane(low, 2), m2);
+    bumpBy(hist, i32x4.extract_lane(low, 3), m3);
+    let at = values + (<usize>(count < capacity ? count : capacity) << 1);
+    store<u16>(at, <u16>i32x4.extract_lane(low, 0));
+    at += m0 << 1;
+    store<u16>(at, <u16>i32x4.extract_lane(low, 1));
+    at += m1 << 1;
+    store<u16>(at, <u16>i32x4.extract_lane(low, 2));
+    at += m2 << 1;
+    store<u16>(at, <u16>i32x4.extract_lane(low, 3));
+    count += <i32>(m0 + m1 + m2 + m3);
   }
+  if (inBlock) addTo(blockCounts, <u32>((blockEnd - 1) / block), inBlock);
   for (; i < n; i++) {
     const key = deltaKey(x, base, <usize>i << 2);
     if (key >>> 16 != bucket) continue;
     addTo(blockCounts, <u32>(i / block), 1);
-    count = member(hist, values, count, capacity, key & 0xffff);
+    bump(hist, key & 0xffff);
+    if (count < capacity) store<u16>(values + (<usize>count << 1), <u16>(key & 0xffff));
+    count++;
   }
   return count > capacity ? -1 : count;
 }
 
-@inline function member(hist: usize, values: usize, count: i32, capacity: i32, low: u32): i32 {
-  bump(hist, low);
-  if (count < capacity) store<u16>(values + (<usize>count << 1), <u16>low);
-  return count + 1;
+@inline function bumpBy(hist: usize, index: u32, amount: u32): void {
+  const slot = hist + (<usize>index << 2);
+  store<u32>(slot, load<u32>(slot) + amount);
 }

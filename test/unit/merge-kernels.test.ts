@@ -11,7 +11,7 @@ import test from 'node:test';
 import { InlineRunner } from '../../src/core/engine/pool';
 import { selectKernels, type KernelRegion, type Kernels } from '../../src/core/kernels';
 import {
-  clearSignsResident, countEqualResident, deltaBucketMembersResident, deltaCountEqualResident, deltaHistogramResident, encodeResident, histogramResident, keepInCutResident, KernelWork, scaleResident, subtractResident, taskCombineResident, weightedSumResident,
+  clearSignsResident, countEqualResident, deltaBucketMembersResident, MEMBER_SLACK, deltaCountEqualResident, deltaHistogramResident, encodeResident, histogramResident, keepInCutResident, KernelWork, scaleResident, subtractResident, taskCombineResident, weightedSumResident,
 } from '../../src/core/kernels/merge';
 import { executeMerge, findMethod, mergeTasks, parseRecipe, planMerge } from '../../src/core/merge';
 import type { ChunkData, Found, ParamValues, TensorView } from '../../src/core/merge/methods/types';
@@ -219,8 +219,8 @@ test('merge kernels: each loop equals its JavaScript reference on edge inputs, a
     const [rm] = await k.memory.take([4 * n]);
     try {
       const memberCounts = rm.words(5).fill(0);
-      const memberValues = new Uint16Array(rm.bytes().buffer, rm.offset + 64, n);
-      assert.equal(deltaBucketMembersResident(k, a, b, fusedBucket, fusedHist, 1024, memberCounts, memberValues.subarray(0, 2)), -1, 'more members than room');
+      const memberValues = new Uint16Array(rm.bytes().buffer, rm.offset + 64, n + MEMBER_SLACK);
+      assert.equal(deltaBucketMembersResident(k, a, b, fusedBucket, fusedHist, 1024, memberCounts, memberValues.subarray(0, 2 + MEMBER_SLACK)), -1, 'more members than room');
       fusedHist.fill(0);
       memberCounts.fill(0);
       const listed = deltaBucketMembersResident(k, a, b, fusedBucket, fusedHist, 1024, memberCounts, memberValues);
@@ -232,6 +232,36 @@ test('merge kernels: each loop equals its JavaScript reference on edge inputs, a
       deltaKeys.forEach((key, i) => key >>> 16 === fusedBucket && perBlock[(i / 1024) | 0]++);
       assert.deepEqual(Array.from(memberCounts), Array.from(perBlock));
       assert.equal(deltaBucketMembersResident(k, a, b, fusedBucket, fusedHist, 1024, memberCounts, new Uint16Array(n)), undefined, 'a JavaScript array is refused');
+
+      // Members in most groups, as with 16-bit inputs whose deltas are a few units of rounding:
+      // the lists at, just under and well over the room they need.
+      // Against a zero base the keys are the magnitudes: three of five choices fall in the bucket.
+      const high = 0x3c23;
+      const choices = [high << 16, (high << 16) | 0x1234, (high << 16) | 0x8000, (high + 1) << 16, ((high - 3) << 16) | 5];
+      let seed = 7;
+      const tiedBits = Uint32Array.from({ length: n }, () => {
+        seed = (seed * 1103515245 + 12345) >>> 0;
+        return (choices[(seed >>> 8) % choices.length] | (seed & 0x80000000)) >>> 0;
+      });
+      a.set(new Float32Array(tiedBits.buffer));
+      b.fill(0);
+      const tiedKeys = Array.from(a, (x, i) => new Uint32Array(Float32Array.of(x - b[i]).buffer)[0] & 0x7fffffff);
+      const tiedBucket = tiedKeys[0] >>> 16;
+      const members = tiedKeys.filter((key) => key >>> 16 === tiedBucket).map((key) => key & 0xffff);
+      assert.ok(members.length > n / 4 && new Set(members).size > 1, 'most groups hold members, with more than one low value');
+      const tiedPerBlock = new Uint32Array(5);
+      tiedKeys.forEach((key, i) => key >>> 16 === tiedBucket && tiedPerBlock[(i / 1024) | 0]++);
+      const tiedHist = new Uint32Array(65536);
+      for (const low of members) tiedHist[low]++;
+      for (const room of [members.length, members.length - 1, 3]) {
+        fusedHist.fill(0);
+        memberCounts.fill(0);
+        const got = deltaBucketMembersResident(k, a, b, tiedBucket, fusedHist, 1024, memberCounts, memberValues.subarray(0, room + MEMBER_SLACK));
+        assert.equal(got, room >= members.length ? members.length : -1, `room for ${room} of ${members.length}`);
+        if (got !== -1) assert.deepEqual(Array.from(memberValues.subarray(0, members.length)), members);
+        assert.deepEqual(Array.from(fusedHist), Array.from(tiedHist), 'the histogram is whole whatever the room');
+        assert.deepEqual(Array.from(memberCounts), Array.from(tiedPerBlock));
+      }
     } finally {
       k.memory.give([rm]);
     }
@@ -264,16 +294,21 @@ test('merge kernels: each loop equals its JavaScript reference on edge inputs, a
     assert.deepEqual(Array.from(counts), Array.from(eq));
 
     // Rank cuts, both orders, with threshold ties taken part way (need) after some seen before (eqBefore).
+    // Also with ties everywhere (values from a handful, as 16-bit deltas are): the cut then ends
+    // inside a group, after whole groups of ties taken and before whole groups left.
+    const handful = [0.5, -0.5, 0.25, 0.75, -0.125];
+    const tiedValues = Float32Array.from({ length: n }, (_, i) => handful[(i * 7 + ((i * i) % 11)) % handful.length]);
     for (const order of ['desc', 'asc'] as const) {
-      for (const [need, eqBefore] of [[0, 0], [3, 1], [1e9, 0]]) {
-        a.set(tunedValues(new Float32Array(n), 3, 0));
+      for (const [inputs, need, eqBefore] of [['random', 0, 0], ['random', 3, 1], ['random', 1e9, 0], ['tied', 0, 0], ['tied', 1, 0], ['tied', 555, 2], ['tied', 1638, 1637], ['tied', 1e9, 5]] as const) {
+        a.set(inputs === 'tied' ? tiedValues : tunedValues(new Float32Array(n), 3, 0));
         const threshold = new Uint32Array(a.buffer, a.byteOffset, n)[5] & 0x7fffffff;
         const cut: RankCut = { kind: 'rank-cut', order, threshold, need, eqPrefixBlock: 0, eqBefore };
+        const ties = new Uint32Array(a.slice().buffer).filter((key) => (key & 0x7fffffff) === threshold).length;
         const js = a.slice();
         keepInCut(js, cut); // a JavaScript array: the reference loop
         const seen = keepInCutResident(k, a, threshold, need, eqBefore, order === 'desc');
-        assert.notEqual(seen, undefined);
-        assertSameBits(a, js, `keepInCut ${order} need ${need}`);
+        assert.equal(seen, eqBefore + ties, `keepInCut ${order} ${inputs} need ${need}: ties seen`);
+        assertSameBits(a, js, `keepInCut ${order} ${inputs} need ${need}`);
       }
     }
 

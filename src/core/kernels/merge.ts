@@ -173,13 +173,19 @@ export function deltaCountEqualResident(kernels: Kernels, x: Float32Array, base:
 }
 
 /**
+ * Slots at the end of a member list that deltaBucketMembersResident's kernel may write past its
+ * last member: a list with room for n members is n + MEMBER_SLACK long.
+ */
+export const MEMBER_SLACK = 4;
+
+/**
  * deltaHistogramResident over one bucket that also lists its members (see kernels/merge.ts
  * deltaHistogramLowMembers) into u16 `values` and u32 `blockCounts` (added to): the member count,
- * -1 when `values` is too short, or undefined when an array is outside the kernels' memory.
+ * -1 when `values` has no room for them all (room: its length less MEMBER_SLACK), or undefined when an array is outside the kernels' memory.
  */
 export function deltaBucketMembersResident(
   kernels: Kernels, x: Float32Array, base: Float32Array, bucket: number, hist: Uint32Array, block: number, blockCounts: Uint32Array, values: Uint16Array,
 ): number | undefined {
-  if (!allResident(kernels, [x, base, hist, blockCounts, values])) return undefined;
-  return kernels.exports.deltaHistogramLowMembers(x.byteOffset, base.byteOffset, x.length, bucket, hist.byteOffset, block, blockCounts.byteOffset, values.byteOffset, values.length);
+  if (!allResident(kernels, [x, base, hist, blockCounts, values]) || values.length < MEMBER_SLACK) return undefined;
+  return kernels.exports.deltaHistogramLowMembers(x.byteOffset, base.byteOffset, x.length, bucket, hist.byteOffset, block, blockCounts.byteOffset, values.byteOffset, values.length - MEMBER_SLACK);
 }

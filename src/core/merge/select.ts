@@ -9,7 +9,7 @@
 //            block, so a chunk knows how many came before it. The lo pass lists the bucket's
 //            members of every chunk when they are few, which gives these counts without this pass.
 import { loadedKernels } from '../kernels';
-import { clearSignsResident, countEqualResident, deltaBucketMembersResident, deltaCountEqualResident, deltaHistogramResident, histogramResident, keepInCutResident } from '../kernels/merge';
+import { clearSignsResident, countEqualResident, deltaBucketMembersResident, MEMBER_SLACK, deltaCountEqualResident, deltaHistogramResident, histogramResident, keepInCutResident } from '../kernels/merge';
 import { SUM_BLOCK } from './exact';
 import type { ChunkData, Found, Stage, TensorView } from './methods/types';
 
@@ -49,7 +49,83 @@ export interface RankCut {
 
 const BUCKETS = 65536;
 
-interface HiPartial { hist: Uint32Array[] }
+/**
+ * A histogram as a task sends it back: its non-empty bins and their counts, ascending by bin. Of
+ * 65536 bins a task's magnitudes fill a few thousand at most, so this is a fraction of the dense
+ * array to copy across threads and add up.
+ */
+interface SparseCounts { bins: Uint32Array; counts: Uint32Array }
+type Counts = Uint32Array | SparseCounts;
+
+function sparseOf(h: Counts): SparseCounts {
+  if (!(h instanceof Uint32Array)) return h;
+  let n = 0;
+  for (let i = 0; i < h.length; i++) if (h[i] !== 0) n++;
+  const bins = new Uint32Array(n);
+  const counts = new Uint32Array(n);
+  for (let i = 0, j = 0; i < h.length; i++) {
+    if (h[i] === 0) continue;
+    bins[j] = i;
+    counts[j++] = h[i];
+  }
+  return { bins, counts };
+}
+
+/** `into` += `h`. */
+function addCounts(into: Uint32Array, h: Counts): void {
+  if (h instanceof Uint32Array) for (let j = 0; j < h.length; j++) into[j] += h[j];
+  else for (let j = 0; j < h.bins.length; j++) into[h.bins[j]] += h.counts[j];
+}
+
+/** a + b over the union of their bins (both ascending). */
+function addSparse(a: SparseCounts, b: SparseCounts): SparseCounts {
+  const bins = new Uint32Array(a.bins.length + b.bins.length);
+  const counts = new Uint32Array(bins.length);
+  let i = 0;
+  let j = 0;
+  let n = 0;
+  while (i < a.bins.length || j < b.bins.length) {
+    const x = i < a.bins.length ? a.bins[i] : 0x7fffffff;
+    const y = j < b.bins.length ? b.bins[j] : 0x7fffffff;
+    bins[n] = Math.min(x, y);
+    counts[n++] = (x <= y ? a.counts[i++] : 0) + (y <= x ? b.counts[j++] : 0);
+  }
+  return { bins: bins.subarray(0, n), counts: counts.subarray(0, n) };
+}
+
+/**
+ * a + b for histograms of consecutive ranges: sparse ones (from tasks) stay sparse, so the main
+ * thread never walks 65536 bins per partial; `a` may be added to in place (it is never used again
+ * once merged).
+ */
+function mergeCounts(a: Counts[], b: Counts[]): Counts[] {
+  return a.map((h, i) => {
+    const other = b[i];
+    // Counts the kernels accumulate across a task's chunks are one array throughout: already added.
+    if (other === h) return h;
+    if (!(h instanceof Uint32Array) && !(other instanceof Uint32Array)) return addSparse(h, other);
+    const dense = h instanceof Uint32Array ? h : new Uint32Array(BUCKETS);
+    if (dense !== h) addCounts(dense, h);
+    addCounts(dense, other);
+    return dense;
+  });
+}
+
+/** The count of bin `index`. */
+function countAt(h: Counts, index: number): number {
+  if (h instanceof Uint32Array) return h[index];
+  let lo = 0;
+  let hi = h.bins.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    if (h.bins[mid] === index) return h.counts[mid];
+    if (h.bins[mid] < index) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return 0;
+}
+
+interface HiPartial { hist: Counts[] }
 interface HiFound { bucket: number; before: number; all?: boolean; none?: boolean }
 interface LoFound { threshold: number; need: number; eqTotal: number; all?: boolean; none?: boolean }
 interface EqPartial { start: number; counts: Uint32Array[] }
@@ -63,25 +139,90 @@ function partialTie(lo: LoFound): boolean {
  * Members of a cut's hi bucket in one chunk, in index order: the low 16 key bits of each, and how
  * many fall in each SUM_BLOCK of the chunk. Chunks list them when they are few (see MEMBER_SHARE).
  */
-interface BucketMembers {
+interface MemberList {
   blockCounts: Uint32Array;
   values: Uint16Array;
 }
 
+/**
+ * The same members as counts: for each distinct low value, how many of the chunk's `blocks`
+ * blocks' members have it (perBlock[j * blocks + block], for lows[j]). Much smaller than the list
+ * when a few values repeat, as the deltas of 16-bit weights do (a few units of their rounding).
+ */
+interface MemberTally {
+  blocks: number;
+  lows: Uint16Array;
+  perBlock: Uint16Array;
+}
+
+type BucketMembers = MemberList | MemberTally;
+
 /** The lo pass's partial: histograms, and per cut the members of every chunk, or undefined once a chunk had too many. */
 interface LoPartial {
-  hist: Uint32Array[];
+  hist: Counts[];
   members: (BucketMembers[] | undefined)[];
 }
 
 /** A chunk lists its bucket's members when they are at most 1 / MEMBER_SHARE of its elements (2 bytes each). */
 const MEMBER_SHARE = 8;
 
+/** Most distinct low values a task tallies its members by; with more, it sends the lists. */
+const TALLY_LOWS = 16;
+
+/** Where each low value is in a tally being made (-1: not yet): reused, and left all -1. */
+const lowIndex = new Int32Array(65536).fill(-1);
+
+/** A task's member lists as one tally, in one pass over them, when that is smaller; else the lists as they are. */
+function packMembers(listed: BucketMembers[]): BucketMembers[] {
+  if (listed.some((m) => !('values' in m))) return listed;
+  const lists = listed as MemberList[];
+  let blocks = 0;
+  let listBytes = 0;
+  for (const { blockCounts, values } of lists) {
+    blocks += blockCounts.length;
+    listBytes += blockCounts.byteLength + values.byteLength;
+  }
+  if (2 * blocks >= listBytes) return listed;
+  const lows: number[] = [];
+  // Block-major while the lows are still being found; turned low-major below.
+  const counts = new Uint16Array(blocks * TALLY_LOWS);
+  try {
+    let block = 0;
+    for (const { blockCounts, values } of lists) {
+      let at = 0;
+      for (let b = 0; b < blockCounts.length; b++, block++) {
+        for (const end = at + blockCounts[b]; at < end; at++) {
+          const low = values[at];
+          let j = lowIndex[low];
+          if (j < 0) {
+            if (lows.length === TALLY_LOWS) return listed;
+            j = lowIndex[low] = lows.length;
+            lows.push(low);
+          }
+          counts[block * TALLY_LOWS + j]++;
+        }
+      }
+    }
+    if (2 * lows.length * (blocks + 1) >= listBytes) return listed;
+    const perBlock = new Uint16Array(lows.length * blocks);
+    for (let j = 0; j < lows.length; j++) for (let b = 0; b < blocks; b++) perBlock[j * blocks + b] = counts[b * TALLY_LOWS + j];
+    return [{ blocks, lows: Uint16Array.from(lows), perBlock }];
+  } finally {
+    for (const low of lows) lowIndex[low] = -1;
+  }
+}
+
 /** Prefix counts per block of members equal to `low`, over the chunks' member lists in order. */
 function tiesPerBlock(listed: readonly BucketMembers[], low: number, blocks: number): Float64Array {
   const prefix = new Float64Array(blocks + 1);
   let block = 0;
-  for (const { blockCounts, values } of listed) {
+  for (const members of listed) {
+    if (!('values' in members)) {
+      const j = members.lows.indexOf(low);
+      for (let b = 0; b < members.blocks; b++, block++) prefix[block + 1] = prefix[block] + (j < 0 ? 0 : members.perBlock[j * members.blocks + b]);
+      continue;
+    }
+    const { blockCounts, values } = members;
     let at = 0;
     for (let b = 0; b < blockCounts.length; b++, block++) {
       let equal = 0;
@@ -94,12 +235,13 @@ function tiesPerBlock(listed: readonly BucketMembers[], low: number, blocks: num
 }
 
 /** Walks bucket counts in the cut's order and finds the bucket holding the rank-th element. */
-function locate(counts: ArrayLike<number>, rank: number, order: CutOrder): { index: number; before: number } {
+function locate(h: Counts, rank: number, order: CutOrder): { index: number; before: number } {
+  const { bins, counts } = h instanceof Uint32Array ? { bins: undefined, counts: h } : h;
   let before = 0;
   for (let step = 0; step < counts.length; step++) {
-    const index = order === 'desc' ? counts.length - 1 - step : step;
-    const c = counts[index];
-    if (before + c >= rank) return { index, before };
+    const at = order === 'desc' ? counts.length - 1 - step : step;
+    const c = counts[at];
+    if (before + c >= rank) return { index: bins ? bins[at] : at, before };
     before += c;
   }
   throw new Error('rank cut: the histogram holds fewer elements than the rank (internal error).');
@@ -144,15 +286,10 @@ export function rankCutStages(
       return { hist };
     },
     merge(a, b) {
-      // In place: a partial is never used again once merged. Counts the kernels accumulate across
-      // a task's chunks are one array throughout: already added.
-      a.hist.forEach((h, i) => {
-        const other = b.hist[i];
-        if (other === h) return;
-        for (let j = 0; j < h.length; j++) h[j] += other[j];
-      });
+      a.hist = mergeCounts(a.hist, b.hist);
       return a;
     },
+    pack: (p) => ({ hist: p.hist.map(sparseOf) }),
     finalize(p, t, found): HiFound[] {
       return cutsOf(t, found).map((cut) => {
         if (cut.rank <= 0) return { bucket: 0, before: 0, none: true };
@@ -211,7 +348,7 @@ export function rankCutStages(
       return { hist, members };
     },
     merge(a, b) {
-      hiStage.merge(a, b);
+      a.hist = mergeCounts(a.hist, b.hist);
       a.members.forEach((listed, c) => {
         const more = b.members[c];
         if (listed && more) listed.push(...more);
@@ -219,6 +356,7 @@ export function rankCutStages(
       });
       return a;
     },
+    pack: (p) => ({ hist: p.hist.map(sparseOf), members: p.members.map((listed) => listed && packMembers(listed)) }),
     finalize(p, t, found): LoFound[] {
       const his = found[hiId] as HiFound[];
       const los = cutsOf(t, found).map((cut, c): LoFound => {
@@ -226,7 +364,7 @@ export function rankCutStages(
         if (hi.all || hi.none) return { threshold: 0, need: 0, eqTotal: 0, all: hi.all, none: hi.none };
         const { index, before } = locate(p.hist[c], cut.rank - hi.before, cut.order);
         const need = cut.rank - hi.before - before;
-        return { threshold: ((hi.bucket << 16) | index) >>> 0, need, eqTotal: p.hist[c][index] };
+        return { threshold: ((hi.bucket << 16) | index) >>> 0, need, eqTotal: countAt(p.hist[c], index) };
       });
       // The members listed in this pass give the threshold ties per block: no eq pass over the inputs.
       const tied = los.map(partialTie);
@@ -312,10 +450,10 @@ function kernelMembers(
 ): BucketMembers[] | null | undefined {
   const work = chunk.work;
   const countMemory = work?.floats(blocks);
-  const valueMemory = work?.floats(Math.ceil(capacity / 2));
+  const valueMemory = work?.floats(Math.ceil((capacity + MEMBER_SLACK) / 2));
   if (!work || !countMemory || !valueMemory) return undefined;
   const blockCounts = new Uint32Array(countMemory.buffer, countMemory.byteOffset, blocks).fill(0);
-  const values = new Uint16Array(valueMemory.buffer, valueMemory.byteOffset, capacity);
+  const values = new Uint16Array(valueMemory.buffer, valueMemory.byteOffset, capacity + MEMBER_SLACK);
   const n = list(work.kernels, blockCounts, values);
   if (n === undefined) return undefined;
   return n < 0 ? null : [{ blockCounts: blockCounts.slice(), values: values.slice(0, n) }];

@@ -205,7 +205,10 @@ export const mergeTasks = {
       const p = stage.map(input.job.view, founds[input.job.id] ?? {}, data);
       partial = first ? p : stage.merge(partial, p);
       first = false;
-    }, (work) => (work ? copiedOut(work.kernels, partial) : partial));
+    }, (work) => {
+      const sent = stage.pack ? stage.pack(partial) : partial;
+      return work ? copiedOut(work.kernels, sent) : sent;
+    });
   },
 
   /** Writes the merged tensor over a range, in the job's output dtype, at `output`; returns the bytes written. */

@@ -67,6 +67,11 @@ export interface Stage<P = unknown> {
   /** Combines partials of consecutive ranges, `a` before `b`; must not depend on how ranges were cut. */
   merge(a: P, b: P): P;
   finalize(p: P, t: TensorView, found: Found): unknown;
+  /**
+   * A task's partial as it is sent back from its worker, when a smaller form exists (a histogram's
+   * non-empty bins only); merge() takes packed and unpacked partials alike.
+   */
+  pack?(p: P): P;
 }
 
 export interface MethodKernel {
