@@ -223,8 +223,9 @@ function diffPairDecoded(kindA: i32, a: usize, kindB: i32, b: usize, n: i32): vo
  * eight goes through the decoded pass.
  */
 function diffPairBf16(a: usize, b: usize, n: i32): void {
-  let sumA2l = f64x2.splat(0), sumB2l = f64x2.splat(0), sumABl = f64x2.splat(0), sumDl = f64x2.splat(0), sumD2l = f64x2.splat(0);
-  let sumA2h = f64x2.splat(0), sumB2h = f64x2.splat(0), sumABh = f64x2.splat(0), sumDh = f64x2.splat(0), sumD2h = f64x2.splat(0);
+  // One accumulator per sum (the two halves' terms added first): fewer live registers than one
+  // per half, which the loop spilled.
+  let sumA2 = f64x2.splat(0), sumB2 = f64x2.splat(0), sumAB = f64x2.splat(0), sumDv = f64x2.splat(0), sumD2v = f64x2.splat(0);
   let maxAbs = f64x2.splat(0), changed = i32x4.splat(0);
   const whole = n & ~7;
   for (let i = 0; i < whole; i += 8) {
@@ -241,27 +242,22 @@ function diffPairBf16(a: usize, b: usize, n: i32): void {
       const yh = f64x2.promote_low_f32x4(i64x2.shuffle(vb, vb, 1, 1));
       const dl = f64x2.sub(yl, xl);
       const dh = f64x2.sub(yh, xh);
-      sumA2l = f64x2.add(sumA2l, f64x2.mul(xl, xl));
-      sumA2h = f64x2.add(sumA2h, f64x2.mul(xh, xh));
-      sumB2l = f64x2.add(sumB2l, f64x2.mul(yl, yl));
-      sumB2h = f64x2.add(sumB2h, f64x2.mul(yh, yh));
-      sumABl = f64x2.add(sumABl, f64x2.mul(xl, yl));
-      sumABh = f64x2.add(sumABh, f64x2.mul(xh, yh));
-      sumDl = f64x2.add(sumDl, dl);
-      sumDh = f64x2.add(sumDh, dh);
-      sumD2l = f64x2.add(sumD2l, f64x2.mul(dl, dl));
-      sumD2h = f64x2.add(sumD2h, f64x2.mul(dh, dh));
+      sumA2 = f64x2.add(sumA2, f64x2.add(f64x2.mul(xl, xl), f64x2.mul(xh, xh)));
+      sumB2 = f64x2.add(sumB2, f64x2.add(f64x2.mul(yl, yl), f64x2.mul(yh, yh)));
+      sumAB = f64x2.add(sumAB, f64x2.add(f64x2.mul(xl, yl), f64x2.mul(xh, yh)));
+      sumDv = f64x2.add(sumDv, f64x2.add(dl, dh));
+      sumD2v = f64x2.add(sumD2v, f64x2.add(f64x2.mul(dl, dl), f64x2.mul(dh, dh)));
       maxAbs = f64x2.pmax(maxAbs, f64x2.pmax(f64x2.abs(dl), f64x2.abs(dh)));
       changed = i32x4.sub(changed, f32x4.ne(va, vb));
     }
   }
-  let sumA2 = sumLanes(sumA2l) + sumLanes(sumA2h), sumB2 = sumLanes(sumB2l) + sumLanes(sumB2h), sumAB = sumLanes(sumABl) + sumLanes(sumABh);
-  let sumD = sumLanes(sumDl) + sumLanes(sumDh), sumD2 = sumLanes(sumD2l) + sumLanes(sumD2h), max = maxLanes(maxAbs), count = laneTotal(changed);
+  let totalA2 = sumLanes(sumA2), totalB2 = sumLanes(sumB2), totalAB = sumLanes(sumAB);
+  let sumD = sumLanes(sumDv), sumD2 = sumLanes(sumD2v), max = maxLanes(maxAbs), count = laneTotal(changed);
   if (whole < n) {
     diffPairDecoded(KIND_BF16, a + (<usize>whole << 1), KIND_BF16, b + (<usize>whole << 1), n - whole);
-    sumA2 += load<f64>(RESULTS, SUM_A2 << 3);
-    sumB2 += load<f64>(RESULTS, SUM_B2 << 3);
-    sumAB += load<f64>(RESULTS, SUM_AB << 3);
+    totalA2 += load<f64>(RESULTS, SUM_A2 << 3);
+    totalB2 += load<f64>(RESULTS, SUM_B2 << 3);
+    totalAB += load<f64>(RESULTS, SUM_AB << 3);
     sumD += load<f64>(RESULTS, SUM_D << 3);
     sumD2 += load<f64>(RESULTS, SUM_D2 << 3);
     const tailMax = load<f64>(RESULTS, MAX_ABS << 3);
@@ -270,9 +266,9 @@ function diffPairBf16(a: usize, b: usize, n: i32): void {
   }
   store<f64>(RESULTS, <f64>n, COUNT << 3);
   store<f64>(RESULTS, 0, NONFINITE << 3);
-  store<f64>(RESULTS, sumA2, SUM_A2 << 3);
-  store<f64>(RESULTS, sumB2, SUM_B2 << 3);
-  store<f64>(RESULTS, sumAB, SUM_AB << 3);
+  store<f64>(RESULTS, totalA2, SUM_A2 << 3);
+  store<f64>(RESULTS, totalB2, SUM_B2 << 3);
+  store<f64>(RESULTS, totalAB, SUM_AB << 3);
   store<f64>(RESULTS, sumD, SUM_D << 3);
   store<f64>(RESULTS, sumD2, SUM_D2 << 3);
   store<f64>(RESULTS, max, MAX_ABS << 3);
