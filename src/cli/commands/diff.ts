@@ -35,6 +35,7 @@ export const diffCommand: CliCommand = {
       throw new UsageError(positionals.length < 2 ? 'give the two checkpoints to compare.' : `expected two checkpoints, got ${positionals.length}: ${positionals.join(' ')}.`);
     }
     const top = parseTop(values.top);
+    if (!values.quick) ctx.startRunner?.();
     const [a, b] = await Promise.all(positionals.map((p) => open(p, ctx)));
     const base = values.base !== undefined ? await open(values.base, ctx) : undefined;
 
