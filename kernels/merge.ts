@@ -174,6 +174,33 @@ export function weightedSum(models: i32, n: i32, normalize: bool, divisor: f32, 
 }
 
 /**
+ * weightedSum over models stored as bf16 (the ARGS pointers are to their 16-bit patterns), each
+ * decoded in registers: the same float32 operations in the same order, so the same bits, without
+ * writing the decoded values out and reading them back.
+ */
+export function weightedSumBf16(models: i32, n: i32, normalize: bool, divisor: f32, out: usize): void {
+  const by = f32x4.splat(divisor);
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    let lo = f32x4.splat(0);
+    let hi = f32x4.splat(0);
+    for (let m = 0; m < models; m++) {
+      const bits = v128.load(pointerAt(m) + (<usize>i << 1));
+      const w = f32x4.splat(weightAt(models, m));
+      lo = f32x4.add(lo, f32x4.mul(w, i32x4.shl(i32x4.extend_low_i16x8_u(bits), 16)));
+      hi = f32x4.add(hi, f32x4.mul(w, i32x4.shl(i32x4.extend_high_i16x8_u(bits), 16)));
+    }
+    v128.store(out + (<usize>i << 2), normalize ? f32x4.div(lo, by) : lo);
+    v128.store(out + (<usize>i << 2), normalize ? f32x4.div(hi, by) : hi, 16);
+  }
+  for (; i < n; i++) {
+    let s: f32 = 0;
+    for (let m = 0; m < models; m++) s = s + weightAt(models, m) * reinterpret<f32>(<u32>load<u16>(pointerAt(m) + (<usize>i << 1)) << 16);
+    store<f32>(out + (<usize>i << 2), normalize ? s / divisor : s);
+  }
+}
+
+/**
  * The task-vector combination of mergekit's generalized task arithmetic over sparsified deltas:
  * wd_i = d_i w_i; without consensus mixed = sum wd_i (over `divisor` when normalizing); with
  * consensus (TIES) the sign of sum wd_i is elected (>= 0 counts as +), and mixed sums the wd_i of

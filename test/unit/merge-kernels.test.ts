@@ -11,7 +11,7 @@ import test from 'node:test';
 import { InlineRunner } from '../../src/core/engine/pool';
 import { selectKernels, type KernelRegion, type Kernels } from '../../src/core/kernels';
 import {
-  clearSignsResident, countEqualResident, deltaBucketMembersResident, MEMBER_SLACK, deltaCountEqualResident, deltaHistogramResident, encodeResident, histogramResident, keepInCutResident, KernelWork, scaleResident, subtractResident, taskCombineResident, weightedSumResident,
+  clearSignsResident, countEqualResident, deltaBucketMembersResident, MEMBER_SLACK, deltaCountEqualResident, deltaHistogramResident, encodeResident, histogramResident, keepInCutResident, KernelWork, scaleResident, subtractResident, taskCombineResident, weightedSumBf16Resident, weightedSumResident,
 } from '../../src/core/kernels/merge';
 import { executeMerge, findMethod, mergeTasks, parseRecipe, planMerge } from '../../src/core/merge';
 import type { ChunkData, Found, ParamValues, TensorView } from '../../src/core/merge/methods/types';
@@ -325,6 +325,26 @@ test('merge kernels: each loop equals its JavaScript reference on edge inputs, a
       sum[e] = Math.fround(s / Math.fround(weights[0] + weights[1]));
     }
     assertSameBits(out, sum, 'weightedSum');
+    // The same from the models' bf16 bits (n is not a multiple of 8: the tail too), edge values included.
+    const asBf16 = models.map((m) => new Uint16Array(encodeFromFloat32('BF16', m).buffer));
+    asBf16[1].set([0x7fc0, 0xff80, 0x8000, 0x0001, 0x7f7f], 11);
+    const bitsIn = [ra, rb].map((r, i) => {
+      const view = new Uint16Array(r.bytes().buffer, r.offset, n);
+      view.set(asBf16[i]);
+      return view;
+    });
+    const decodedModels = asBf16.map((b) => new Float32Array(Uint32Array.from(b, (x) => x << 16).buffer));
+    const fromBits = new Float32Array(n);
+    for (const normalize of [true, false]) {
+      for (let e = 0; e < n; e++) {
+        let s = 0;
+        for (let i = 0; i < 2; i++) s = Math.fround(s + Math.fround(weights[i] * decodedModels[i][e]));
+        fromBits[e] = normalize ? Math.fround(s / Math.fround(weights[0] + weights[1])) : s;
+      }
+      assert.ok(weightedSumBf16Resident(k, bitsIn, weights, normalize, Math.fround(weights[0] + weights[1]), out));
+      assertSameBits(out, fromBits, `weightedSumBf16, normalize ${normalize}`);
+    }
+    assert.equal(weightedSumBf16Resident(k, bitsIn.map((b) => b.subarray(0, 8)), weights, true, 1, out), false, 'models shorter than the output are refused');
     assert.equal(taskCombineResident(k, models, weights, new Float32Array(n), true, true, 1, out), false, 'a JavaScript base is refused');
 
     // Encoding the output: the kernels' BF16/F16 equal the JavaScript encoders.

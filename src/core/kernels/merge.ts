@@ -18,7 +18,7 @@ function allResident(kernels: Kernels, arrays: readonly ArrayBufferView[]): bool
 const ARGS_WORDS = 1024;
 
 /** Writes operand pointers then float32 weights into the ARGS table; false when they do not fit. */
-function writeTable(kernels: Kernels, arrays: readonly Float32Array[], weights: readonly number[]): boolean {
+function writeTable(kernels: Kernels, arrays: readonly ArrayBufferView[], weights: readonly number[]): boolean {
   if (2 * arrays.length > ARGS_WORDS) return false;
   const at = kernels.exports.args();
   const words = new Uint32Array(kernels.exports.memory.buffer, at, 2 * arrays.length);
@@ -122,6 +122,13 @@ export function keepInCutResident(kernels: Kernels, values: Float32Array, thresh
 export function weightedSumResident(kernels: Kernels, models: readonly Float32Array[], weights: readonly number[], normalize: boolean, divisor: number, out: Float32Array): boolean {
   if (!allResident(kernels, [...models, out]) || !writeTable(kernels, models, weights)) return false;
   kernels.exports.weightedSum(models.length, out.length, normalize ? 1 : 0, divisor, out.byteOffset);
+  return true;
+}
+
+/** weightedSumResident over models still stored as bf16 bits (decoded in the kernel's registers). */
+export function weightedSumBf16Resident(kernels: Kernels, models: readonly Uint16Array[], weights: readonly number[], normalize: boolean, divisor: number, out: Float32Array): boolean {
+  if (models.some((m) => m.length < out.length) || !allResident(kernels, [...models, out]) || !writeTable(kernels, models, weights)) return false;
+  kernels.exports.weightedSumBf16(models.length, out.length, normalize ? 1 : 0, divisor, out.byteOffset);
   return true;
 }
 

@@ -44,6 +44,7 @@ export interface KernelExports {
   deltaHistogramLowMembers(x: number, base: number, n: number, bucket: number, hist: number, block: number, blockCounts: number, values: number, capacity: number): number;
   keepInCut(values: number, n: number, threshold: number, need: number, eqBefore: number, descending: number): number;
   weightedSum(models: number, n: number, normalize: number, divisor: number, out: number): void;
+  weightedSumBf16(models: number, n: number, normalize: number, divisor: number, out: number): void;
   taskCombine(models: number, base: number, n: number, consensus: number, normalize: number, divisor: number, out: number): void;
 }
 

@@ -39,6 +39,12 @@ export interface OperandPlacement {
   regions: KernelRegion[];
 }
 
+/** A BF16 operand read into the kernels' memory and not decoded yet. */
+interface Bf16Read {
+  bits: Uint16Array;
+  decode(): Float32Array;
+}
+
 /** Buffers and handles one task reuses across its sub-chunks. */
 export class OperandReader {
   private readonly readers = new Map<string, ChunkReader>();
@@ -61,6 +67,15 @@ export class OperandReader {
    * `key`: valid until this OperandReader reads `key` again (its next sub-chunk), so no copy.
    */
   async fileValues(ref: TensorRef, start: number, count: number, key: string): Promise<Float32Array> {
+    const read = await this.fileRead(ref, start, count, key, false);
+    return read instanceof Float32Array ? read : read.decode();
+  }
+
+  /**
+   * fileValues(), or with `keepBf16` and a BF16 tensor read into the kernels' memory, its bits
+   * there with the decode left to do (Bf16Read.decode()).
+   */
+  private async fileRead(ref: TensorRef, start: number, count: number, key: string, keepBf16: boolean): Promise<Float32Array | Bf16Read> {
     let reader = this.readers.get(key);
     if (!reader) {
       reader = new ChunkReader();
@@ -71,8 +86,12 @@ export class OperandReader {
       // Straight into the kernels' memory, decoded there when stored as BF16/F16.
       const kind = await reader.readInto(ref, await this.handles.get(ref.file), start, count, place.raw.bytes());
       if (kind === 'f32') return place.raw.floats(count);
-      decodePlaced(this.placement!.kernels, { kind: kind!, region: place.raw }, place.values, count);
-      return place.values.floats(count);
+      const decode = () => {
+        decodePlaced(this.placement!.kernels, { kind: kind!, region: place.raw }, place.values, count);
+        return place.values.floats(count);
+      };
+      if (keepBf16 && kind === 'bf16') return { bits: new Uint16Array(place.raw.bytes().buffer, place.raw.offset, count), decode };
+      return decode();
     }
     const values = await reader.readValues(ref, await this.handles.get(ref.file), start, count);
     return values instanceof Float32Array ? values : Float32Array.from(values);
@@ -117,12 +136,22 @@ export class OperandReader {
 
   /** Every input of `job` over [start, start + count). */
   async chunk(job: TensorJob, start: number, count: number, founds: Founds, key = job.id): Promise<ChunkData> {
+    const keepBf16 = methodOf(job).kernel.readsBf16 === true;
     const [base, target, ...models] = await Promise.all([
       job.base ? this.operand(job.base, start, count, founds, `${key}/b`) : undefined,
       job.target ? this.operand(job.target, start, count, founds, `${key}/t`) : undefined,
-      ...job.models.map((m, i) => this.operand(m, start, count, founds, `${key}/m${i}`)),
+      ...job.models.map((m, i) => (keepBf16 && m.kind === 'file' ? this.fileRead(m.ref, start, count, `${key}/m${i}`, true) : this.operand(m, start, count, founds, `${key}/m${i}`))),
     ]);
-    return { start, count, base, target, models: models as Float32Array[] };
+    const read = models as (Float32Array | Bf16Read)[];
+    if (read.every((m) => m instanceof Float32Array)) return { start, count, base, target, models: read as Float32Array[] };
+    let decoded: Float32Array[] | undefined;
+    return {
+      start, count, base, target,
+      bf16Models: read.map((m) => (m instanceof Float32Array ? undefined : m.bits)),
+      get models() {
+        return (decoded ??= read.map((m) => (m instanceof Float32Array ? m : m.decode())));
+      },
+    };
   }
 
   /** W + s B A over a range of W (and DoRA's row rescaling), in peft's float32 order. */

@@ -1,6 +1,6 @@
 // Weighted average of the models' tensors (mergekit's `linear`): sum w_i x_i, divided by sum w_i
 // when normalize (the default). No base: every input is averaged.
-import { weightedSumResident } from '../../kernels/merge';
+import { weightedSumBf16Resident, weightedSumResident } from '../../kernels/merge';
 import { bool, f32, NORMALIZE, num, WEIGHT } from './shared';
 import type { MergeMethod } from './types';
 
@@ -19,11 +19,15 @@ export const linear: MergeMethod = {
     return sum === 0 ? 'the weights sum to 0, so they cannot be normalised; change a weight or set normalize: false.' : undefined;
   },
   kernel: {
+    readsBf16: true,
     apply(t, _found, chunk, out) {
       const weights = t.perModel.map((p) => f32(num(p, 'weight')));
       let divisor = 0;
       for (const w of weights) divisor = f32(divisor + w);
       const normalize = bool(t.globals, 'normalize');
+      const bits = chunk.bf16Models;
+      // Stored bf16 models are summed from their bits (`models` would decode them first).
+      if (chunk.work && bits?.every((b) => b !== undefined) && weightedSumBf16Resident(chunk.work.kernels, bits as Uint16Array[], weights, normalize, divisor, out)) return;
       const { models, count } = chunk;
       if (chunk.work && weightedSumResident(chunk.work.kernels, models, weights, normalize, divisor, out)) return;
       for (let e = 0; e < count; e++) {

@@ -48,6 +48,12 @@ export interface ChunkData {
   count: number;
   base?: Float32Array;
   models: Float32Array[];
+  /**
+   * For a method whose kernel says `readsBf16`: the models' stored bf16 bits in the kernels' memory,
+   * where a model was read that way, not yet decoded; `models` decodes them when first read, so a
+   * kernel that takes the bits skips the decode.
+   */
+  bf16Models?: (Uint16Array | undefined)[];
   /** The new base of diff_transfer. */
   target?: Float32Array;
   /**
@@ -75,6 +81,8 @@ export interface Stage<P = unknown> {
 }
 
 export interface MethodKernel {
+  /** apply() takes ChunkData.bf16Models when they are there (and reads `models` only otherwise). */
+  readsBf16?: boolean;
   /** The next stage this tensor still needs given what was found, or null to apply. */
   nextStage?(t: TensorView, found: Found): Stage | null;
   /**
