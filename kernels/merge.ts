@@ -271,22 +271,40 @@ export function taskCombine(models: i32, base: usize, n: i32, consensus: bool, n
   return reinterpret<u32>(load<f32>(x + at) - load<f32>(base + at)) & 0x7fffffff;
 }
 
+/**
+ * deltaKeys of elements i..i+3, of float32 operands or, with `bf16`, of operands still stored as
+ * bf16 bits (widened to float32 bits in registers: the same keys, without a decoded copy).
+ */
+@inline function deltaKeysAt(x: usize, base: usize, i: i32, bf16: bool): v128 {
+  if (!bf16) return deltaKeys(x, base, <usize>i << 2);
+  const xs = i32x4.shl(v128.load16x4_u(x + (<usize>i << 1)), 16);
+  const bs = i32x4.shl(v128.load16x4_u(base + (<usize>i << 1)), 16);
+  return v128.and(f32x4.sub(xs, bs), i32x4.splat(0x7fffffff));
+}
+
+@inline function deltaKeyAt(x: usize, base: usize, i: i32, bf16: bool): u32 {
+  if (!bf16) return deltaKey(x, base, <usize>i << 2);
+  const xs = reinterpret<f32>(<u32>load<u16>(x + (<usize>i << 1)) << 16);
+  const bs = reinterpret<f32>(<u32>load<u16>(base + (<usize>i << 1)) << 16);
+  return reinterpret<u32>(xs - bs) & 0x7fffffff;
+}
+
 @inline function bump(hist: usize, index: u32): void {
   const slot = hist + (<usize>index << 2);
   store<u32>(slot, load<u32>(slot) + 1);
 }
 
-/** histogramHigh over the keys of x - base. */
-export function deltaHistogramHigh(x: usize, base: usize, n: i32, hist: usize): void {
+/** histogramHigh over the keys of x - base (bf16 bits with `bf16`, else float32). */
+export function deltaHistogramHigh(x: usize, base: usize, n: i32, hist: usize, bf16: bool): void {
   let i = 0;
   for (; i + 4 <= n; i += 4) {
-    const keys = i32x4.shr_u(deltaKeys(x, base, <usize>i << 2), 16);
+    const keys = i32x4.shr_u(deltaKeysAt(x, base, i, bf16), 16);
     bump(hist, i32x4.extract_lane(keys, 0));
     bump(hist, i32x4.extract_lane(keys, 1));
     bump(hist, i32x4.extract_lane(keys, 2));
     bump(hist, i32x4.extract_lane(keys, 3));
   }
-  for (; i < n; i++) bump(hist, deltaKey(x, base, <usize>i << 2) >>> 16);
+  for (; i < n; i++) bump(hist, deltaKeyAt(x, base, i, bf16) >>> 16);
 }
 
 /** histogramLow over the keys of x - base. */
@@ -326,7 +344,7 @@ export function deltaCountEqual(x: usize, base: usize, n: i32, threshold: u32, b
 }
 
 /**
- * deltaHistogramLow that also lists the bucket's members in index order, so the cut's threshold
+ * deltaHistogramLow that also lists the bucket's members in index order (of bf16 operands' bits with `bf16`), so the cut's threshold
  * ties can be counted per block once the threshold is known, without another pass over the
  * inputs: the low key bits of each member go to u16 `values`, and u32 `blockCounts[i / block]`
  * counts the members among elements [i, i + block) (`block` a multiple of 4). `values` has room
@@ -334,7 +352,7 @@ export function deltaCountEqual(x: usize, base: usize, n: i32, threshold: u32, b
  * Returns how many members there are, or -1 when there are more than `capacity` (the histogram
  * is whole either way).
  */
-export function deltaHistogramLowMembers(x: usize, base: usize, n: i32, bucket: u32, hist: usize, block: i32, blockCounts: usize, values: usize, capacity: i32): i32 {
+export function deltaHistogramLowMembers(x: usize, base: usize, n: i32, bucket: u32, hist: usize, block: i32, blockCounts: usize, values: usize, capacity: i32, bf16: bool): i32 {
   const inBucket = i32x4.splat(bucket);
   const lowBits = i32x4.splat(0xffff);
   let count = 0;
@@ -348,7 +366,7 @@ export function deltaHistogramLowMembers(x: usize, base: usize, n: i32, bucket: 
       inBlock = 0;
       blockEnd = i + block;
     }
-    const keys = deltaKeys(x, base, <usize>i << 2);
+    const keys = deltaKeysAt(x, base, i, bf16);
     const lanes = i32x4.bitmask(i32x4.eq(i32x4.shr_u(keys, 16), inBucket));
     if (!lanes) continue;
     const low = v128.and(keys, lowBits);
@@ -376,7 +394,7 @@ export function deltaHistogramLowMembers(x: usize, base: usize, n: i32, bucket: 
   }
   if (inBlock) addTo(blockCounts, <u32>((blockEnd - 1) / block), inBlock);
   for (; i < n; i++) {
-    const key = deltaKey(x, base, <usize>i << 2);
+    const key = deltaKeyAt(x, base, i, bf16);
     if (key >>> 16 != bucket) continue;
     addTo(blockCounts, <u32>(i / block), 1);
     bump(hist, key & 0xffff);

@@ -266,6 +266,44 @@ test('merge kernels: each loop equals its JavaScript reference on edge inputs, a
       k.memory.give([rm]);
     }
 
+    // The same passes over operands still stored as bf16 bits give the keys of their decoded values.
+    const [rx16, rb16, rx32, rb32, rcounts] = await k.memory.take([2 * n, 2 * n, 4 * n, 4 * n, 4 * (65536 + 8)]);
+    try {
+      const x16 = new Uint16Array(rx16.bytes().buffer, rx16.offset, n);
+      const b16 = new Uint16Array(rb16.bytes().buffer, rb16.offset, n);
+      x16.set(new Uint16Array(encodeFromFloat32('BF16', tunedValues(baseValues(n, 8, 0), 9, 0)).buffer));
+      b16.set(new Uint16Array(encodeFromFloat32('BF16', baseValues(n, 8, 0)).buffer));
+      x16.set([0x7fc0, 0xff80, 0x8000, 0x0001], 20);
+      const x32 = rx32.floats(n);
+      const b32 = rb32.floats(n);
+      x32.set(new Float32Array(Uint32Array.from(x16, (v) => v << 16).buffer));
+      b32.set(new Float32Array(Uint32Array.from(b16, (v) => v << 16).buffer));
+      const histBits = rcounts.words(65536);
+      const histFloats = new Uint32Array(65536);
+      histBits.fill(0);
+      assert.ok(deltaHistogramResident(k, x16, b16, histBits));
+      const histFloatsResident = rd.words(65536).fill(0);
+      assert.ok(deltaHistogramResident(k, x32, b32, histFloatsResident));
+      histFloats.set(histFloatsResident);
+      assert.deepEqual(Array.from(histBits), Array.from(histFloats), 'hi pass: bf16 bits and decoded values agree');
+      assert.equal(deltaHistogramResident(k, x16, b32, histBits), false, 'a mix of bits and values is refused');
+      let cum = 0;
+      let bucket16 = 65535;
+      while (cum + histFloats[bucket16] < n / 2) cum += histFloats[bucket16--];
+      const lists = [];
+      for (const [x, base] of [[x16, b16], [x32, b32]] as const) {
+        const hist = rd.words(65536).fill(0);
+        const blockCounts = rcounts.words(8).fill(0);
+        const values = new Uint16Array(rcounts.bytes().buffer, rcounts.offset + 64, n + MEMBER_SLACK);
+        const listed = deltaBucketMembersResident(k, x, base, bucket16, hist, 1024, blockCounts, values);
+        lists.push({ listed, hist: Array.from(hist), blockCounts: Array.from(blockCounts), values: Array.from(values.subarray(0, listed ?? 0)) });
+      }
+      assert.ok((lists[0].listed ?? 0) > 0);
+      assert.deepEqual(lists[0], lists[1], 'lo pass with members: bf16 bits and decoded values agree');
+    } finally {
+      k.memory.give([rx16, rb16, rx32, rb32, rcounts]);
+    }
+
     const scaled = out.slice();
     for (let i = 0; i < n; i++) scaled[i] = scaled[i] * Math.fround(1.37);
     assert.ok(scaleResident(k, out, Math.fround(1.37)));

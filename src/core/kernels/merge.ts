@@ -164,11 +164,24 @@ export function encodeResident(kernels: Kernels, dtype: 'BF16' | 'F16', values: 
   return new Uint8Array(into.buffer, into.byteOffset, values.length * 2);
 }
 
-/** histogramResident over the keys |x - base| (float32 bits), computed on the fly. */
-export function deltaHistogramResident(kernels: Kernels, x: Float32Array, base: Float32Array, hist: Uint32Array, bucket?: number): boolean {
-  if (!allResident(kernels, [x, base, hist])) return false;
-  if (bucket === undefined) kernels.exports.deltaHistogramHigh(x.byteOffset, base.byteOffset, x.length, hist.byteOffset);
-  else kernels.exports.deltaHistogramLow(x.byteOffset, base.byteOffset, x.length, bucket, hist.byteOffset);
+/**
+ * Operands of the delta-key kernels: both float32, or both bf16 bits (Uint16Array) still as
+ * stored; 1 for the kernels' `bf16` flag, 0 for float32, undefined for a mix or short base.
+ */
+function deltaForm(x: Float32Array | Uint16Array, base: Float32Array | Uint16Array): number | undefined {
+  if (base.length < x.length) return undefined;
+  if (x instanceof Float32Array && base instanceof Float32Array) return 0;
+  if (x instanceof Uint16Array && base instanceof Uint16Array) return 1;
+  return undefined;
+}
+
+/** histogramResident over the keys |x - base| (float32 bits), computed on the fly; the bucket pass (lo) takes float32 operands only. */
+export function deltaHistogramResident(kernels: Kernels, x: Float32Array | Uint16Array, base: Float32Array | Uint16Array, hist: Uint32Array, bucket?: number): boolean {
+  const form = deltaForm(x, base);
+  if (form === undefined || !allResident(kernels, [x, base, hist])) return false;
+  if (bucket === undefined) kernels.exports.deltaHistogramHigh(x.byteOffset, base.byteOffset, x.length, hist.byteOffset, form);
+  else if (form === 0) kernels.exports.deltaHistogramLow(x.byteOffset, base.byteOffset, x.length, bucket, hist.byteOffset);
+  else return false;
   return true;
 }
 
@@ -191,8 +204,9 @@ export const MEMBER_SLACK = 4;
  * -1 when `values` has no room for them all (room: its length less MEMBER_SLACK), or undefined when an array is outside the kernels' memory.
  */
 export function deltaBucketMembersResident(
-  kernels: Kernels, x: Float32Array, base: Float32Array, bucket: number, hist: Uint32Array, block: number, blockCounts: Uint32Array, values: Uint16Array,
+  kernels: Kernels, x: Float32Array | Uint16Array, base: Float32Array | Uint16Array, bucket: number, hist: Uint32Array, block: number, blockCounts: Uint32Array, values: Uint16Array,
 ): number | undefined {
-  if (!allResident(kernels, [x, base, hist, blockCounts, values]) || values.length < MEMBER_SLACK) return undefined;
-  return kernels.exports.deltaHistogramLowMembers(x.byteOffset, base.byteOffset, x.length, bucket, hist.byteOffset, block, blockCounts.byteOffset, values.byteOffset, values.length - MEMBER_SLACK);
+  const form = deltaForm(x, base);
+  if (form === undefined || !allResident(kernels, [x, base, hist, blockCounts, values]) || values.length < MEMBER_SLACK) return undefined;
+  return kernels.exports.deltaHistogramLowMembers(x.byteOffset, base.byteOffset, x.length, bucket, hist.byteOffset, block, blockCounts.byteOffset, values.byteOffset, values.length - MEMBER_SLACK, form);
 }

@@ -38,10 +38,10 @@ export interface KernelExports {
   histogramHigh(keys: number, n: number, hist: number): void;
   histogramLow(keys: number, n: number, bucket: number, hist: number): void;
   countEqual(keys: number, n: number, threshold: number, block: number, counts: number): void;
-  deltaHistogramHigh(x: number, base: number, n: number, hist: number): void;
+  deltaHistogramHigh(x: number, base: number, n: number, hist: number, bf16: number): void;
   deltaHistogramLow(x: number, base: number, n: number, bucket: number, hist: number): void;
   deltaCountEqual(x: number, base: number, n: number, threshold: number, block: number, counts: number): void;
-  deltaHistogramLowMembers(x: number, base: number, n: number, bucket: number, hist: number, block: number, blockCounts: number, values: number, capacity: number): number;
+  deltaHistogramLowMembers(x: number, base: number, n: number, bucket: number, hist: number, block: number, blockCounts: number, values: number, capacity: number, bf16: number): number;
   keepInCut(values: number, n: number, threshold: number, need: number, eqBefore: number, descending: number): number;
   weightedSum(models: number, n: number, normalize: number, divisor: number, out: number): void;
   weightedSumBf16(models: number, n: number, normalize: number, divisor: number, out: number): void;

@@ -137,21 +137,29 @@ export class OperandReader {
   /** Every input of `job` over [start, start + count). */
   async chunk(job: TensorJob, start: number, count: number, founds: Founds, key = job.id): Promise<ChunkData> {
     const keepBf16 = methodOf(job).kernel.readsBf16 === true;
+    const read = (op: Operand, at: string) => (keepBf16 && op.kind === 'file' ? this.fileRead(op.ref, start, count, at, true) : this.operand(op, start, count, founds, at));
     const [base, target, ...models] = await Promise.all([
-      job.base ? this.operand(job.base, start, count, founds, `${key}/b`) : undefined,
+      job.base ? read(job.base, `${key}/b`) : undefined,
       job.target ? this.operand(job.target, start, count, founds, `${key}/t`) : undefined,
-      ...job.models.map((m, i) => (keepBf16 && m.kind === 'file' ? this.fileRead(m.ref, start, count, `${key}/m${i}`, true) : this.operand(m, start, count, founds, `${key}/m${i}`))),
+      ...job.models.map((m, i) => read(m, `${key}/m${i}`)),
     ]);
-    const read = models as (Float32Array | Bf16Read)[];
-    if (read.every((m) => m instanceof Float32Array)) return { start, count, base, target, models: read as Float32Array[] };
-    let decoded: Float32Array[] | undefined;
-    return {
-      start, count, base, target,
-      bf16Models: read.map((m) => (m instanceof Float32Array ? undefined : m.bits)),
-      get models() {
-        return (decoded ??= read.map((m) => (m instanceof Float32Array ? m : m.decode())));
-      },
-    };
+    if (!(base instanceof Float32Array || base === undefined) || !models.every((m) => m instanceof Float32Array)) {
+      // Some operands are still bf16 bits: decoded when their float32 values are first read.
+      let decodedModels: Float32Array[] | undefined;
+      let decodedBase: Float32Array | undefined;
+      return {
+        start, count, target,
+        bf16Models: models.map((m) => (m instanceof Float32Array ? undefined : m.bits)),
+        bf16Base: base instanceof Float32Array ? undefined : base?.bits,
+        get models() {
+          return (decodedModels ??= models.map((m) => (m instanceof Float32Array ? m : m.decode())));
+        },
+        get base() {
+          return base instanceof Float32Array || base === undefined ? base : (decodedBase ??= base.decode());
+        },
+      };
+    }
+    return { start, count, base, target, models: models as Float32Array[] };
   }
 
   /** W + s B A over a range of W (and DoRA's row rescaling), in peft's float32 order. */

@@ -274,18 +274,23 @@ export function rankCutStages(
     return () => (keys ??= keysOf(t, found, chunk));
   };
   /** The chunk's kernel memory when the kernels may compute the keys themselves from its inputs. */
-  const fusedWork = (chunk: ChunkData) => (form === 'delta-magnitudes' && chunk.base ? chunk.work : undefined);
+  const fusedWork = (chunk: ChunkData) => (form === 'delta-magnitudes' && (chunk.bf16Base !== undefined || chunk.base !== undefined) ? chunk.work : undefined);
+  /** The operands of key i for those kernels: bf16 bits while both are still stored so (no decode), else float32 values. */
+  const deltaOperands = (chunk: ChunkData, i: number): [Float32Array | Uint16Array, Float32Array | Uint16Array] => {
+    const bits = chunk.bf16Models?.[i];
+    return bits && chunk.bf16Base ? [bits, chunk.bf16Base] : [chunk.models[i], chunk.base!];
+  };
 
   const hiStage: Stage<HiPartial> = {
     id: hiId,
     map(t, found, chunk) {
       const keys = lazyKeys(t, found, chunk);
       const fused = fusedWork(chunk);
-      const hist = Array.from({ length: fused ? chunk.models.length : keys().length }, (_, i) => {
+      const hist = Array.from({ length: fused ? (chunk.bf16Models ?? chunk.models).length : keys().length }, (_, i) => {
         // With kernel memory, one set of counters takes every chunk of the task.
         const counters = chunk.work?.counters(`${hiId}:${i}`, BUCKETS);
         const h = counters ?? new Uint32Array(BUCKETS);
-        if (counters && fused && deltaHistogramResident(fused.kernels, chunk.models[i], chunk.base!, counters)) return h;
+        if (counters && fused && deltaHistogramResident(fused.kernels, ...deltaOperands(chunk, i), counters)) return h;
         if (counters && histogramResident(chunk.work!.kernels, keys()[i], counters)) return h;
         const k = keys()[i];
         for (let e = 0; e < k.length; e++) h[k[e] >>> 16]++;
@@ -330,7 +335,7 @@ export function rankCutStages(
         hist.push(h);
         if (counters && fused) {
           const listed = kernelMembers(chunk, blocks, capacity, (kernels, blockCounts, values) =>
-            deltaBucketMembersResident(kernels, chunk.models[cut.key], chunk.base!, bucket, counters, SUM_BLOCK, blockCounts, values));
+            deltaBucketMembersResident(kernels, ...deltaOperands(chunk, cut.key), bucket, counters, SUM_BLOCK, blockCounts, values));
           if (listed !== undefined) {
             members.push(listed ?? undefined);
             return;

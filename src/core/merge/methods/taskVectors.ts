@@ -191,6 +191,8 @@ function makeKernel(f: Family): MergeMethod['kernel'] {
   );
   const rescale = rescaleStage(f);
   return {
+    // The rank cuts' passes take bf16 operands as stored; apply decodes them on first use.
+    readsBf16: true,
     nextStage(t: TensorView, found: Found) {
       if (needsCuts(f)) {
         const stage = cutStages(t, found);

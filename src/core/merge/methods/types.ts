@@ -54,6 +54,8 @@ export interface ChunkData {
    * kernel that takes the bits skips the decode.
    */
   bf16Models?: (Uint16Array | undefined)[];
+  /** The base's bf16 bits in the same way (`base` decodes them when first read). */
+  bf16Base?: Uint16Array;
   /** The new base of diff_transfer. */
   target?: Float32Array;
   /**
