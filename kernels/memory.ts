@@ -8,6 +8,8 @@ const SCRATCH = memory.data(3 * 2048 * 4, 16);
 export const RESULTS = memory.data(32 * 8, 16);
 /** Tables a kernel takes besides its scalar arguments (operand pointers, weights): 1024 words. */
 export const ARGS = memory.data(1024 * 4, 16);
+/** Per 16-bit value, a kernel's own index for it plus one (0: none); kernels leave it all 0. */
+export const VALUE_INDEX = memory.data(65536 * 4, 16);
 
 /** Decode scratch of operand `slot` (0..2). */
 @inline export function scratch(slot: i32): usize {

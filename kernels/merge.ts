@@ -3,7 +3,7 @@
 // every operation a single float32 operation in the reference's order, so results are bit for bit
 // those of the JavaScript loops (IEEE float32 arithmetic is exactly rounded in both; only the
 // payload bits of NaNs are unspecified). Tables of operand pointers and weights are passed in ARGS.
-import { ARGS } from './memory';
+import { ARGS, VALUE_INDEX } from './memory';
 
 @inline function pointerAt(i: i32): usize {
   return <usize>load<u32>(ARGS + (<usize>i << 2));
@@ -407,4 +407,72 @@ export function deltaHistogramLowMembers(x: usize, base: usize, n: i32, bucket: 
 @inline function bumpBy(hist: usize, index: u32, amount: u32): void {
   const slot = hist + (<usize>index << 2);
   store<u32>(slot, load<u32>(slot) + amount);
+}
+
+/**
+ * The members of `bucket` among the keys |x - base| counted per block by their low key bits, for
+ * when a few low values repeat (the deltas of 16-bit weights are a few units of their rounding):
+ * no list of members, just `lows` (u16, the distinct values in order of first appearance) and u16
+ * `tally[((b * 4) + lane) * maxLows + j]`, how many members of block b (`block` elements, a
+ * multiple of 4) at that lane of a group of four have lows[j] (the caller adds the four lanes;
+ * apart, their counts do not wait on one another). `tally` is zeroed by the caller. Returns how
+ * many distinct lows there are, or -1 as soon as there are more than `maxLows` (the caller then
+ * lists the members instead).
+ */
+export function deltaBucketTally(x: usize, base: usize, n: i32, bucket: u32, block: i32, lows: usize, tally: usize, maxLows: i32, bf16: bool): i32 {
+  const inBucket = i32x4.splat(bucket);
+  const lowBits = i32x4.splat(0xffff);
+  const laneStride = <usize>maxLows << 1;
+  let distinct = 0;
+  let row = tally;
+  let blockEnd = block;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    if (i >= blockEnd) {
+      row += laneStride << 2;
+      blockEnd += block;
+    }
+    const keys = deltaKeysAt(x, base, i, bf16);
+    const inside = i32x4.eq(i32x4.shr_u(keys, 16), inBucket);
+    if (!v128.any_true(inside)) continue;
+    // Lane by lane without a branch on membership (it comes at random): a non-member counts 0,
+    // at value 0 so that its lookup stays in the cache.
+    const low = v128.and(v128.and(keys, lowBits), inside);
+    const lanes = i32x4.bitmask(inside);
+    distinct = tallyLane(i32x4.extract_lane(low, 0), lanes & 1, row, lows, distinct, maxLows);
+    distinct = tallyLane(i32x4.extract_lane(low, 1), (lanes >>> 1) & 1, row + laneStride, lows, distinct, maxLows);
+    distinct = tallyLane(i32x4.extract_lane(low, 2), (lanes >>> 2) & 1, row + 2 * laneStride, lows, distinct, maxLows);
+    distinct = tallyLane(i32x4.extract_lane(low, 3), (lanes >>> 3) & 1, row + 3 * laneStride, lows, distinct, maxLows);
+    if (distinct < 0) break;
+  }
+  for (; i < n && distinct >= 0; i++) {
+    if (i >= blockEnd) {
+      row += laneStride << 2;
+      blockEnd += block;
+    }
+    const key = deltaKeyAt(x, base, i, bf16);
+    const member = key >>> 16 == bucket ? 1 : 0;
+    distinct = tallyLane(member ? <i32>(key & 0xffff) : 0, member, row, lows, distinct, maxLows);
+  }
+  // Leave the index all 0 for the next call.
+  const seen = distinct < 0 ? maxLows : distinct;
+  for (let j = 0; j < seen; j++) store<u32>(VALUE_INDEX + (<usize>load<u16>(lows + (<usize>j << 1)) << 2), 0);
+  return distinct;
+}
+
+/** Counts one lane (`member` 0 or 1) of value `low` in its tally row; the distinct count, or -1 once over maxLows. */
+@inline function tallyLane(low: i32, member: i32, row: usize, lows: usize, distinct: i32, maxLows: i32): i32 {
+  if (distinct < 0) return distinct;
+  const at = VALUE_INDEX + (<usize>low << 2);
+  let slot = load<i32>(at);
+  if (member && slot == 0) {
+    // A new value: rare, so the branch is well predicted.
+    if (distinct == maxLows) return -1;
+    store<u16>(lows + (<usize>distinct << 1), <u16>low);
+    slot = ++distinct;
+    store<i32>(at, slot);
+  }
+  const cell = row + (<usize>(member ? slot - 1 : 0) << 1);
+  store<u16>(cell, load<u16>(cell) + <u16>member);
+  return distinct;
 }

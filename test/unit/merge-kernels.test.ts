@@ -11,7 +11,7 @@ import test from 'node:test';
 import { InlineRunner } from '../../src/core/engine/pool';
 import { selectKernels, type KernelRegion, type Kernels } from '../../src/core/kernels';
 import {
-  clearSignsResident, countEqualResident, deltaBucketMembersResident, MEMBER_SLACK, deltaCountEqualResident, deltaHistogramResident, encodeResident, histogramResident, keepInCutResident, KernelWork, scaleResident, subtractResident, taskCombineResident, weightedSumBf16Resident, weightedSumResident,
+  clearSignsResident, countEqualResident, deltaBucketMembersResident, deltaBucketTallyResident, MEMBER_SLACK, deltaCountEqualResident, deltaHistogramResident, encodeResident, histogramResident, keepInCutResident, KernelWork, scaleResident, subtractResident, taskCombineResident, weightedSumBf16Resident, weightedSumResident,
 } from '../../src/core/kernels/merge';
 import { executeMerge, findMethod, mergeTasks, parseRecipe, planMerge } from '../../src/core/merge';
 import type { ChunkData, Found, ParamValues, TensorView } from '../../src/core/merge/methods/types';
@@ -261,6 +261,31 @@ test('merge kernels: each loop equals its JavaScript reference on edge inputs, a
         if (got !== -1) assert.deepEqual(Array.from(memberValues.subarray(0, members.length)), members);
         assert.deepEqual(Array.from(fusedHist), Array.from(tiedHist), 'the histogram is whole whatever the room');
         assert.deepEqual(Array.from(memberCounts), Array.from(tiedPerBlock));
+      }
+      // The same members as a tally per block of each distinct low value, in order of appearance.
+      const distinctLows = [...new Set(members)];
+      const expectedTally = distinctLows.map((low) => {
+        const perBlock = new Array<number>(5).fill(0);
+        tiedKeys.forEach((key, i) => key >>> 16 === tiedBucket && (key & 0xffff) === low && perBlock[(i / 1024) | 0]++);
+        return perBlock;
+      });
+      const [rt] = await k.memory.take([64 + 2 * 5 * 4 * 16]);
+      try {
+        for (const room of [16, distinctLows.length, distinctLows.length - 1, 16]) {
+          const lows = new Uint16Array(rt.bytes().buffer, rt.offset, room);
+          const tally = new Uint16Array(rt.bytes().buffer, rt.offset + 64, 5 * 4 * room).fill(0);
+          const got = deltaBucketTallyResident(k, a, b, tiedBucket, 1024, lows, tally);
+          if (room < distinctLows.length) {
+            assert.equal(got, -1, `more distinct lows than room for ${room}`);
+            continue;
+          }
+          assert.equal(got, distinctLows.length);
+          assert.deepEqual(Array.from(lows.subarray(0, got!)), distinctLows);
+          const byLow = distinctLows.map((_, j) => Array.from({ length: 5 }, (__, block) => [0, 1, 2, 3].reduce((sum, lane) => sum + tally[(block * 4 + lane) * room + j], 0)));
+          assert.deepEqual(byLow, expectedTally, `tally with room for ${room} (after a refused one, the same)`);
+        }
+      } finally {
+        k.memory.give([rt]);
       }
     } finally {
       k.memory.give([rm]);

@@ -210,3 +210,18 @@ export function deltaBucketMembersResident(
   if (form === undefined || !allResident(kernels, [x, base, hist, blockCounts, values]) || values.length < MEMBER_SLACK) return undefined;
   return kernels.exports.deltaHistogramLowMembers(x.byteOffset, base.byteOffset, x.length, bucket, hist.byteOffset, block, blockCounts.byteOffset, values.byteOffset, values.length - MEMBER_SLACK, form);
 }
+
+/**
+ * The members of one bucket counted per block by low key bits (see kernels/merge.ts
+ * deltaBucketTally) into u16 `lows` and the zeroed u16 `tally` (per block, four rows of
+ * lows.length, one per lane, to be added up): the number of distinct lows, -1 when there are more
+ * than lows.length, or undefined when an array is outside the kernels' memory (or the operands
+ * are a mix of bits and values).
+ */
+export function deltaBucketTallyResident(
+  kernels: Kernels, x: Float32Array | Uint16Array, base: Float32Array | Uint16Array, bucket: number, block: number, lows: Uint16Array, tally: Uint16Array,
+): number | undefined {
+  const form = deltaForm(x, base);
+  if (form === undefined || block % 4 !== 0 || tally.length < Math.ceil(x.length / block) * 4 * lows.length || !allResident(kernels, [x, base, lows, tally])) return undefined;
+  return kernels.exports.deltaBucketTally(x.byteOffset, base.byteOffset, x.length, bucket, block, lows.byteOffset, tally.byteOffset, lows.length, form);
+}

@@ -9,7 +9,7 @@
 //            block, so a chunk knows how many came before it. The lo pass lists the bucket's
 //            members of every chunk when they are few, which gives these counts without this pass.
 import { loadedKernels } from '../kernels';
-import { clearSignsResident, countEqualResident, deltaBucketMembersResident, MEMBER_SLACK, deltaCountEqualResident, deltaHistogramResident, histogramResident, keepInCutResident } from '../kernels/merge';
+import { clearSignsResident, countEqualResident, deltaBucketMembersResident, deltaBucketTallyResident, MEMBER_SLACK, deltaCountEqualResident, deltaHistogramResident, histogramResident, keepInCutResident } from '../kernels/merge';
 import { SUM_BLOCK } from './exact';
 import type { ChunkData, Found, Stage, TensorView } from './methods/types';
 
@@ -334,6 +334,18 @@ export function rankCutStages(
         const h = counters ?? new Uint32Array(BUCKETS);
         hist.push(h);
         if (counters && fused) {
+          // Few distinct low values (16-bit inputs): counted per block, no list; else listed.
+          const tallied = kernelTally(chunk, blocks, (kernels, lows, tally) =>
+            deltaBucketTallyResident(kernels, ...deltaOperands(chunk, cut.key), bucket, SUM_BLOCK, lows, tally));
+          if (tallied) {
+            for (let j = 0; j < tallied.lows.length; j++) {
+              let total = 0;
+              for (let b = 0; b < tallied.blocks; b++) total += tallied.perBlock[j * tallied.blocks + b];
+              h[tallied.lows[j]] += total;
+            }
+            members.push([tallied]);
+            return;
+          }
           const listed = kernelMembers(chunk, blocks, capacity, (kernels, blockCounts, values) =>
             deltaBucketMembersResident(kernels, ...deltaOperands(chunk, cut.key), bucket, counters, SUM_BLOCK, blockCounts, values));
           if (listed !== undefined) {
@@ -470,6 +482,34 @@ function kernelMembers(
   const n = list(work.kernels, blockCounts, values);
   if (n === undefined) return undefined;
   return n < 0 ? null : [{ blockCounts: blockCounts.slice(), values: values.slice(0, n) }];
+}
+
+/**
+ * A kernel's tally of a chunk's bucket members (at most TALLY_LOWS distinct low values), made in
+ * the chunk's temporaries and copied out low-major; undefined when there are more distinct lows,
+ * or the kernel could not run.
+ */
+function kernelTally(
+  chunk: ChunkData, blocks: number,
+  count: (kernels: NonNullable<ChunkData['work']>['kernels'], lows: Uint16Array, tally: Uint16Array) => number | undefined,
+): MemberTally | undefined {
+  const work = chunk.work;
+  const lowMemory = work?.floats(TALLY_LOWS / 2);
+  const tallyMemory = work?.floats(blocks * 4 * (TALLY_LOWS / 2));
+  if (!work || !lowMemory || !tallyMemory) return undefined;
+  const lows = new Uint16Array(lowMemory.buffer, lowMemory.byteOffset, TALLY_LOWS);
+  const tally = new Uint16Array(tallyMemory.buffer, tallyMemory.byteOffset, blocks * 4 * TALLY_LOWS).fill(0);
+  const distinct = count(work.kernels, lows, tally);
+  if (distinct === undefined || distinct < 0) return undefined;
+  // The kernel's four lane rows per block, added.
+  const perBlock = new Uint16Array(distinct * blocks);
+  for (let b = 0; b < blocks; b++) {
+    for (let lane = 0; lane < 4; lane++) {
+      const row = (b * 4 + lane) * TALLY_LOWS;
+      for (let j = 0; j < distinct; j++) perBlock[j * blocks + b] += tally[row + j];
+    }
+  }
+  return { blocks, lows: lows.slice(0, distinct), perBlock };
 }
 
 /**
