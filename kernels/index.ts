@@ -5,5 +5,5 @@ export { decode, decodeBf16, decodeF16, encodeBf16, encodeF16 } from './codec';
 export { diffPair, diffWithBase } from './diff';
 export { statsSums, statsM2, histogram } from './stats';
 export {
-  clearSigns, countEqual, deltaBucketTally, deltaCountEqual, deltaHistogramHigh, deltaHistogramLow, deltaHistogramLowMembers, histogramHigh, histogramLow, keepInCut, scaleInPlace, subtract, taskCombine, weightedSum, weightedSumBf16,
+  clearSigns, countEqual, deltaBucketTally, deltaCountEqual, deltaHistogramHigh, deltaHistogramLow, deltaHistogramLowMembers, histogramHigh, histogramLow, keepInCut, nonEmptyBins, scaleInPlace, subtract, taskCombine, weightedSum, weightedSumBf16,
 } from './merge';

@@ -62,6 +62,23 @@ export function histogramHigh(keys: usize, n: i32, hist: usize): void {
   }
 }
 
+/** The non-empty bins of u32 hist[n] (n a multiple of 4), ascending: indices into u32 `bins`, counts into u32 `counts`; returns how many. */
+export function nonEmptyBins(hist: usize, n: i32, bins: usize, counts: usize): i32 {
+  let m = 0;
+  for (let i = 0; i < n; i += 4) {
+    const v = v128.load(hist + (<usize>i << 2));
+    // Most of a task's 65536 bins are empty: four at a time.
+    if (!v128.any_true(v)) continue;
+    for (let lane = 0; lane < 4; lane++) {
+      const c = load<u32>(hist + (<usize>(i + lane) << 2));
+      store<u32>(bins + (<usize>m << 2), i + lane);
+      store<u32>(counts + (<usize>m << 2), c);
+      m += c != 0 ? 1 : 0;
+    }
+  }
+  return m;
+}
+
 /** u32 hist[65536] += counts of keys & 0xffff among the keys whose top half is `bucket`. */
 export function histogramLow(keys: usize, n: i32, bucket: u32, hist: usize): void {
   for (let i = 0; i < n; i++) {

@@ -11,7 +11,7 @@ import test from 'node:test';
 import { InlineRunner } from '../../src/core/engine/pool';
 import { selectKernels, type KernelRegion, type Kernels } from '../../src/core/kernels';
 import {
-  clearSignsResident, countEqualResident, deltaBucketMembersResident, deltaBucketTallyResident, MEMBER_SLACK, deltaCountEqualResident, deltaHistogramResident, encodeResident, histogramResident, keepInCutResident, KernelWork, scaleResident, subtractResident, taskCombineResident, weightedSumBf16Resident, weightedSumResident,
+  clearSignsResident, countEqualResident, deltaBucketMembersResident, deltaBucketTallyResident, MEMBER_SLACK, deltaCountEqualResident, deltaHistogramResident, encodeResident, histogramResident, keepInCutResident, KernelWork, nonEmptyBinsResident, scaleResident, subtractResident, taskCombineResident, weightedSumBf16Resident, weightedSumResident,
 } from '../../src/core/kernels/merge';
 import { executeMerge, findMethod, mergeTasks, parseRecipe, planMerge } from '../../src/core/merge';
 import type { ChunkData, Found, ParamValues, TensorView } from '../../src/core/merge/methods/types';
@@ -344,6 +344,18 @@ test('merge kernels: each loop equals its JavaScript reference on edge inputs, a
     const hi = new Uint32Array(65536);
     for (const key of expectedKeys) hi[key >>> 16]++;
     assert.deepEqual(Array.from(hist), Array.from(hi));
+    // The non-empty bins, as tasks send a histogram back.
+    const [rw] = await k.memory.take([4 * 65536 * 3]);
+    try {
+      const work = new KernelWork(k, rw);
+      const sparse = nonEmptyBinsResident(work, hist);
+      const nonEmpty = [...hi.keys()].filter((bin) => hi[bin] !== 0);
+      assert.deepEqual(Array.from(sparse!.bins), nonEmpty);
+      assert.deepEqual(Array.from(sparse!.counts), nonEmpty.map((bin) => hi[bin]));
+      assert.equal(nonEmptyBinsResident(work, new Uint32Array(65536)), undefined, 'a JavaScript array is refused');
+    } finally {
+      k.memory.give([rw]);
+    }
     const bucket = expectedKeys[17] >>> 16;
     hist.fill(0);
     assert.ok(histogramResident(k, keys, hist, bucket));

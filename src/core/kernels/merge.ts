@@ -141,6 +141,20 @@ export function taskCombineResident(
   return true;
 }
 
+/**
+ * The non-empty bins of `hist` and their counts, ascending, copied out of the kernels' memory
+ * (made in `work`'s temporaries); undefined when `hist` or the temporaries are not there.
+ */
+export function nonEmptyBinsResident(work: KernelWork, hist: Uint32Array): { bins: Uint32Array; counts: Uint32Array } | undefined {
+  const kernels = work.kernels;
+  if (hist.length % 4 !== 0 || !allResident(kernels, [hist])) return undefined;
+  const bins = work.floats(hist.length + 3);
+  const counts = work.floats(hist.length + 3);
+  if (!bins || !counts) return undefined;
+  const m = kernels.exports.nonEmptyBins(hist.byteOffset, hist.length, bins.byteOffset, counts.byteOffset);
+  return { bins: new Uint32Array(bins.buffer, bins.byteOffset, m).slice(), counts: new Uint32Array(counts.buffer, counts.byteOffset, m).slice() };
+}
+
 /** Counts of keys >>> 16 (hi) or, among keys in `bucket`, of keys & 0xffff (lo), added into u32 `hist` (65536 bins). */
 export function histogramResident(kernels: Kernels, keys: Uint32Array, hist: Uint32Array, bucket?: number): boolean {
   if (!allResident(kernels, [keys, hist])) return false;

@@ -45,6 +45,7 @@ export interface KernelExports {
   keepInCut(values: number, n: number, threshold: number, need: number, eqBefore: number, descending: number): number;
   weightedSum(models: number, n: number, normalize: number, divisor: number, out: number): void;
   weightedSumBf16(models: number, n: number, normalize: number, divisor: number, out: number): void;
+  nonEmptyBins(hist: number, n: number, bins: number, counts: number): number;
   deltaBucketTally(x: number, base: number, n: number, bucket: number, block: number, lows: number, tally: number, maxLows: number, bf16: number): number;
   taskCombine(models: number, base: number, n: number, consensus: number, normalize: number, divisor: number, out: number): void;
 }

@@ -9,7 +9,7 @@
 //            block, so a chunk knows how many came before it. The lo pass lists the bucket's
 //            members of every chunk when they are few, which gives these counts without this pass.
 import { loadedKernels } from '../kernels';
-import { clearSignsResident, countEqualResident, deltaBucketMembersResident, deltaBucketTallyResident, MEMBER_SLACK, deltaCountEqualResident, deltaHistogramResident, histogramResident, keepInCutResident } from '../kernels/merge';
+import { clearSignsResident, countEqualResident, deltaBucketMembersResident, deltaBucketTallyResident, MEMBER_SLACK, nonEmptyBinsResident, type KernelWork, deltaCountEqualResident, deltaHistogramResident, histogramResident, keepInCutResident } from '../kernels/merge';
 import { SUM_BLOCK } from './exact';
 import type { ChunkData, Found, Stage, TensorView } from './methods/types';
 
@@ -57,8 +57,10 @@ const BUCKETS = 65536;
 interface SparseCounts { bins: Uint32Array; counts: Uint32Array }
 type Counts = Uint32Array | SparseCounts;
 
-function sparseOf(h: Counts): SparseCounts {
+function sparseOf(h: Counts, work?: KernelWork): SparseCounts {
   if (!(h instanceof Uint32Array)) return h;
+  const found = work && nonEmptyBinsResident(work, h);
+  if (found) return found;
   // Two bins per test: a pair of zero counts reads as the double 0 (and no pair of a task's counts,
   // each below 2^31, as -0).
   const aligned = h.byteOffset % 8 === 0 && h.length % 2 === 0;
@@ -302,7 +304,7 @@ export function rankCutStages(
       a.hist = mergeCounts(a.hist, b.hist);
       return a;
     },
-    pack: (p) => ({ hist: p.hist.map(sparseOf) }),
+    pack: (p, work) => ({ hist: p.hist.map((h) => sparseOf(h, work)) }),
     finalize(p, t, found): HiFound[] {
       return cutsOf(t, found).map((cut) => {
         if (cut.rank <= 0) return { bucket: 0, before: 0, none: true };
@@ -381,7 +383,7 @@ export function rankCutStages(
       });
       return a;
     },
-    pack: (p) => ({ hist: p.hist.map(sparseOf), members: p.members.map((listed) => listed && packMembers(listed)) }),
+    pack: (p, work) => ({ hist: p.hist.map((h) => sparseOf(h, work)), members: p.members.map((listed) => listed && packMembers(listed)) }),
     finalize(p, t, found): LoFound[] {
       const his = found[hiId] as HiFound[];
       const los = cutsOf(t, found).map((cut, c): LoFound => {

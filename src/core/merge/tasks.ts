@@ -206,7 +206,13 @@ export const mergeTasks = {
       partial = first ? p : stage.merge(partial, p);
       first = false;
     }, (work) => {
-      const sent = stage.pack ? stage.pack(partial) : partial;
+      let sent = partial;
+      if (stage.pack) {
+        // A packable partial holds no temporaries (counters and copies live elsewhere), so
+        // packing may take them.
+        work?.reset();
+        sent = stage.pack(partial, work);
+      }
       return work ? copiedOut(work.kernels, sent) : sent;
     });
   },

@@ -77,9 +77,10 @@ export interface Stage<P = unknown> {
   finalize(p: P, t: TensorView, found: Found): unknown;
   /**
    * A task's partial as it is sent back from its worker, when a smaller form exists (a histogram's
-   * non-empty bins only); merge() takes packed and unpacked partials alike.
+   * non-empty bins only); merge() takes packed and unpacked partials alike. `work`: the task's
+   * kernel memory, its temporaries free, when it has some.
    */
-  pack?(p: P): P;
+  pack?(p: P, work?: KernelWork): P;
 }
 
 export interface MethodKernel {
