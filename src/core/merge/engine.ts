@@ -25,8 +25,11 @@ import { beginPartialFolder, checkOutputFolder, finishPartialFolder } from './ou
 export { freeBytes, MergeOutputError } from './outputFolder';
 
 export const DEFAULT_SHARD_BYTES = 5 * 1000 ** 3;
-/** Elements per task: a few MiB of every operand. */
-export const DEFAULT_CHUNK_ELEMENTS = 1 << 21;
+/**
+ * Elements per task: 8 MiB of every bf16 operand. A task's memory is its sub-chunks' whatever its
+ * size, while each task costs messages, counters and a partial to merge: fewer, larger tasks.
+ */
+export const DEFAULT_CHUNK_ELEMENTS = 1 << 22;
 /** Elements per sub-chunk inside a task (the read-ahead unit). */
 export const SUB_CHUNK_ELEMENTS = 1 << 18;
 
