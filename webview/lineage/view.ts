@@ -16,9 +16,16 @@ const textRight = 10;
 /** How long after the last scale change labels come back. */
 const ZOOM_SETTLE_MS = 120;
 
-/** Below these zoom levels names, then the summary line, are hidden (unreadable anyway). */
-const hideLabelsBelow = 0.55;
+/**
+ * Zoom levels where labels change: below hideSummaryBelow the summary line goes; below
+ * compactNamesBelow the name is drawn larger (and shorter) so that it stays readable on screen,
+ * as a fitted view of a few dozen models needs; below hideLabelsBelow there are no labels.
+ */
 const hideSummaryBelow = 0.85;
+const compactNamesBelow = 0.55;
+const hideLabelsBelow = 0.3;
+/** Font size of the compact names, in graph units (about 8 to 11 screen pixels where they show). */
+const compactFontSize = 20;
 const padding = 32;
 
 export interface GraphViewEvents {
@@ -56,7 +63,7 @@ export class GraphView {
   private matches = new Set<string>();
   private currentMatch: string | undefined;
   private focusable: string | undefined;
-  private labelLevel: 'all' | 'names' | 'none' = 'all';
+  private labelLevel: 'all' | 'names' | 'compact' | 'none' = 'all';
   private lastScale = 1;
   private zoomSettle: ReturnType<typeof setTimeout> | undefined;
   /** Drawing-space boxes of every node and edge element, for culling. */
@@ -130,7 +137,10 @@ export class GraphView {
       const label = fitText(node.label, maxNodeWidth - textLeft - textRight, (t) => measure(t, 'label'));
       const summary = nodeSummary(node);
       const content = Math.max(measure(label, 'label'), measure(summary, 'summary'));
-      return { id: node.id, label, summary, width: Math.min(maxNodeWidth, Math.max(minNodeWidth, Math.ceil(content) + textLeft + textRight)), height: nodeHeight };
+      const width = Math.min(maxNodeWidth, Math.max(minNodeWidth, Math.ceil(content) + textLeft + textRight));
+      // Names of one family share their start: the compact one keeps both ends.
+      const compact = fitTextMiddle(node.label, width - textLeft - textRight, (t) => measure(t, 'compact'));
+      return { id: node.id, label, compact, summary, width, height: nodeHeight };
     });
     const layout = layoutDag(sizes, model.edges, defaultLayoutOptions);
     const laidOut = performance.now();
@@ -259,7 +269,7 @@ export class GraphView {
 
   /** Runs `fn` with every label visible and no selection or search marks, as an export wants it. */
   withPlainRendering<T>(fn: () => T): T {
-    const transient = ['labels-none', 'labels-names', 'has-selection', 'selected', 'in-lineage', 'match', 'current-match', 'flash', 'culled'];
+    const transient = ['labels-none', 'labels-names', 'labels-compact', 'has-selection', 'selected', 'in-lineage', 'match', 'current-match', 'flash', 'culled'];
     const marked = [this.svg, ...this.svg.querySelectorAll<SVGElement>(transient.map((c) => '.' + c).join(','))];
     const saved = marked.map((element) => [element, element.getAttribute('class') ?? ''] as const);
     for (const element of marked) element.classList.remove(...transient);
@@ -307,14 +317,17 @@ export class GraphView {
     this.hitLayer.replaceChildren(...hits);
   }
 
-  private drawNodes(model: GraphModel, layout: Layout, sizes: { id: string; label: string; summary: string; width: number }[]): void {
+  private drawNodes(model: GraphModel, layout: Layout, sizes: { id: string; label: string; compact: string; summary: string; width: number }[]): void {
     const elements: SVGGElement[] = [];
     this.nodeElements = new Map();
     const template = document.createElementNS(svgNs, 'g');
-    template.innerHTML = `<rect class="node-box" height="${nodeHeight}" rx="4"></rect><rect class="node-bar" width="4" height="${nodeHeight}" rx="2"></rect><text class="node-label" x="${textLeft}" y="17"></text><text class="node-summary" x="${textLeft}" y="32"></text>`;
+    template.innerHTML =
+      `<rect class="node-box" height="${nodeHeight}" rx="4"></rect><rect class="node-bar" width="4" height="${nodeHeight}" rx="2"></rect>` +
+      `<text class="node-label" x="${textLeft}" y="17"></text><text class="node-summary" x="${textLeft}" y="32"></text>` +
+      `<text class="node-label-compact" x="${textLeft}" y="${Math.round((nodeHeight + 0.7 * compactFontSize) / 2)}" font-size="${compactFontSize}"></text>`;
     model.nodes.forEach((node, i) => {
       const placed = layout.nodes.get(node.id)!;
-      const { label, summary, width } = sizes[i];
+      const { label, compact, summary, width } = sizes[i];
       const g = document.createElementNS(svgNs, 'g');
       const kind = (kinds as readonly string[]).includes(node.kind) ? node.kind : 'other';
       g.setAttribute('class', `node kind-${kind}`);
@@ -329,6 +342,7 @@ export class GraphView {
       // Names come from the file system and cards: set as text, never as markup.
       body.querySelector('.node-label')!.textContent = label;
       body.querySelector('.node-summary')!.textContent = summary;
+      body.querySelector('.node-label-compact')!.textContent = compact;
       g.append(...body.childNodes);
       elements.push(g);
       this.nodeElements.set(node.id, g);
@@ -363,11 +377,12 @@ export class GraphView {
       this.zoomSettle = setTimeout(() => this.svg.classList.remove('zooming'), ZOOM_SETTLE_MS);
     }
     this.cull(transform);
-    const level = transform.k < hideLabelsBelow ? 'none' : transform.k < hideSummaryBelow ? 'names' : 'all';
+    const level = transform.k < hideLabelsBelow ? 'none' : transform.k < compactNamesBelow ? 'compact' : transform.k < hideSummaryBelow ? 'names' : 'all';
     if (level !== this.labelLevel) {
       // Only when crossing a threshold: one class change restyles every label at once.
       this.svg.classList.toggle('labels-none', level === 'none');
       this.svg.classList.toggle('labels-names', level === 'names');
+      this.svg.classList.toggle('labels-compact', level === 'compact');
       this.labelLevel = level;
     }
   }
@@ -542,10 +557,10 @@ function reducedMotion(): boolean {
 }
 
 /** Widths of node texts in the fonts the stylesheet gives them (canvas measurement, cached). */
-function textMeasurer(): (text: string, role: 'label' | 'summary') => number {
+function textMeasurer(): (text: string, role: 'label' | 'summary' | 'compact') => number {
   const context = document.createElement('canvas').getContext('2d')!;
   const family = getComputedStyle(document.body).fontFamily || 'sans-serif';
-  const fonts = { label: `600 12px ${family}`, summary: `11px ${family}` };
+  const fonts = { label: `600 12px ${family}`, summary: `11px ${family}`, compact: `600 ${compactFontSize}px ${family}` };
   const cache = new Map<string, number>();
   return (text, role) => {
     const key = role + '\u0000' + text;
@@ -570,4 +585,18 @@ function fitText(text: string, max: number, measure: (text: string) => number): 
     else high = mid - 1;
   }
   return text.slice(0, low) + '…';
+}
+
+/** The text, shortened in the middle with an ellipsis to fit `max` pixels: its start and its end stay. */
+function fitTextMiddle(text: string, max: number, measure: (text: string) => number): string {
+  if (measure(text) <= max) return text;
+  const shortened = (keep: number) => text.slice(0, Math.ceil(keep / 2)) + '…' + text.slice(text.length - Math.floor(keep / 2));
+  let low = 0;
+  let high = text.length - 1;
+  while (low < high) {
+    const mid = Math.ceil((low + high) / 2);
+    if (measure(shortened(mid)) <= max) low = mid;
+    else high = mid - 1;
+  }
+  return shortened(low);
 }

@@ -249,4 +249,40 @@ describe('lineage graph', function () {
       await vscode.commands.executeCommand('graft.refresh');
     }
   });
+  it('keeps names readable zoomed out: drawn larger, then none', async function () {
+    const probe = requireProbe(this);
+    await vscode.commands.executeCommand('graft.showLineageGraph');
+    await nodeIdEndingWith(probe, 'merges/tiny-llama-math-code-ties');
+    // The labels of each node as shown once the scale settles: which text is displayed, and how tall on screen.
+    const shown = () => probe.evaluate<{ level: string; k: number; names: { display: string; height: number; text: string }[] }>('lineage', `new Promise((resolve) => setTimeout(resolve, 400)).then(() => {
+      const svg = document.querySelector('svg.lineage-svg');
+      const level = ['labels-none', 'labels-compact', 'labels-names'].find((c) => svg.classList.contains(c)) || 'labels-all';
+      const k = Number((document.querySelector('svg.lineage-svg g.viewport').getAttribute('transform') || '').match(/scale\\(([^)]+)\\)/)?.[1] ?? 1);
+      const names = [...document.querySelectorAll('g.node')].map((g) => {
+        const text = [...g.querySelectorAll('text.node-label, text.node-label-compact')].find((t) => getComputedStyle(t).display !== 'none');
+        return { display: text ? text.getAttribute('class') : 'none', height: text ? text.getBoundingClientRect().height : 0, text: text ? text.textContent : '' };
+      });
+      return { level, k, names };
+    })`);
+    let sawCompact = false;
+    for (let step = 0; step < 12; step++) {
+      const now = await shown();
+      if (now.level === 'labels-compact') {
+        sawCompact = true;
+        // Every name is there, larger, and readable on screen at this scale.
+        assert.ok(now.names.every((n) => n.display === 'node-label-compact' && n.text.length > 0), `compact names: ${JSON.stringify(now.names.slice(0, 3))}`);
+        const smallest = Math.min(...now.names.map((n) => n.height));
+        assert.ok(smallest >= 7, `names ${smallest.toFixed(1)} px tall at scale ${now.k}`);
+        await probe.screenshot('lineage-graph-zoomed-out');
+      }
+      if (now.level === 'labels-none') {
+        assert.ok(sawCompact, 'zooming out passed through the compact names');
+        assert.ok(now.names.every((n) => n.display === 'none'), 'no label below the compact scale');
+        await probe.click('lineage', 'vscode-button[aria-label="Fit"], vscode-button[title^="Fit"]');
+        return;
+      }
+      await probe.click('lineage', 'vscode-button[aria-label="Zoom out"]');
+    }
+    assert.fail('zooming out never reached the level without labels');
+  });
 });
