@@ -3,6 +3,7 @@
 // checkpoints with the same architecture are sampled at the same positions and can be compared
 // element by element from a few kilobytes of ranged reads.
 import type { FileHandle } from 'node:fs/promises';
+import type { ReadHandle } from './files';
 import { canDecode, decodeToFloat, dtypeBits, openForRead, SafetensorsError, type TensorRef } from './safetensors';
 
 /** A contiguous run of elements: [start, start + length). */
@@ -105,7 +106,7 @@ export interface SampleRequest {
  * Reads the samples of several tensors of one file through `handle`, merging nearby ranges into
  * single positional reads (small checkpoints come in one or two reads; large ones one per run).
  */
-export async function readSamples(handle: FileHandle, requests: readonly SampleRequest[]): Promise<void> {
+export async function readSamples(handle: ReadHandle, requests: readonly SampleRequest[]): Promise<void> {
   interface Item { request: SampleRequest; run: SampleRun; at: number; begin: number; end: number }
   const items: Item[] = [];
   for (const request of requests) {

@@ -8,7 +8,7 @@ import { CancelledError } from '../engine/task';
 import { openCheckpoint } from '../safetensors';
 import { FINGERPRINT_VERSION, fingerprintLayout, samplesPerTensor } from './fingerprint';
 import { groupMetrics, inferGroupEdges, type GroupMember } from './infer';
-import { lineageTasks } from './tasks';
+import { lineageTasks, unpackFingerprints } from './tasks';
 import type { EdgeSource, LineageEdge, LineageGraph, LineageNode, NodeKind, Relation } from './types';
 
 export interface BuildLineageOptions {
@@ -77,8 +77,13 @@ function sameValues(a: Float32Array, b: Float32Array): boolean {
   return true;
 }
 
-/** Fingerprints per worker task (a task reads several at once; see tasks.ts). */
-const FINGERPRINTS_PER_TASK = 32;
+/**
+ * Fingerprints per worker task (see tasks.ts): enough tasks to keep every thread busy and show
+ * progress, each large enough that its message costs little beside its reads.
+ */
+const FINGERPRINTS_PER_TASK_MIN = 8;
+const FINGERPRINTS_PER_TASK_MAX = 256;
+const FINGERPRINT_TASKS_PER_THREAD = 4;
 
 export async function buildLineage(catalog: Catalog, options: BuildLineageOptions): Promise<LineageGraph> {
   const root = path.resolve(options.root);
@@ -108,12 +113,13 @@ export async function buildLineage(catalog: Catalog, options: BuildLineageOption
       }
     }
     progress();
+    const perTask = Math.min(FINGERPRINTS_PER_TASK_MAX, Math.max(FINGERPRINTS_PER_TASK_MIN, Math.ceil(missing.length / (runner.concurrency * FINGERPRINT_TASKS_PER_THREAD))));
     const batches: (typeof missing)[] = [];
-    for (let i = 0; i < missing.length; i += FINGERPRINTS_PER_TASK) batches.push(missing.slice(i, i + FINGERPRINTS_PER_TASK));
+    for (let i = 0; i < missing.length; i += perTask) batches.push(missing.slice(i, i + perTask));
     // Two tasks per thread: one reading while the other's results travel back.
     await mapLimit(batches, Math.max(2, runner.concurrency * 2), async (batch) => {
       const inputs = batch.map((m) => ({ path: fingerprintTarget(m.entry), samplesPerTensor: m.samplesPerTensor }));
-      const values = await runner.run('fingerprints', { inputs }, { signal: options.signal });
+      const values = unpackFingerprints(await runner.run('fingerprints', { inputs }, { signal: options.signal }));
       batch.forEach((m, i) => {
         cache?.setFingerprint(m.entry.path, m.signature, values[i]);
         fingerprints.set(m.entry.path, values[i]);

@@ -6,7 +6,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { appendAll } from '../collections';
 import { mapLimit } from '../engine/pool';
-import { describeFsError, NotRegularFileError, readFileHead, specialFileKind } from '../files';
+import { describeFsError, NotRegularFileError, readFileHead, specialFileKind, scanFs } from '../files';
 import { SafetensorsError } from './errors';
 import { ioError, readHeader } from './reader';
 import type { CheckpointLayout, SafetensorsHeader, TensorRef } from './types';
@@ -23,7 +23,7 @@ function isIndexName(name: string): boolean {
 
 async function statOf(file: string) {
   try {
-    return await fsp.stat(file); // follows symlinks (HF cache snapshots link into blobs/)
+    return await scanFs.stat(file); // follows symlinks (HF cache snapshots link into blobs/)
   } catch (error) {
     throw ioError(error, file, 'open');
   }

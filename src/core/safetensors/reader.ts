@@ -4,7 +4,7 @@
 
 import { readSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { describeFsError, openRegularFile } from '../files';
+import { describeFsError, openRegularFile, openSmallReader, type ReadHandle } from '../files';
 import { canDecode, decodeToFloat, dtypeBits, unsupportedDecode } from './dtypes';
 import { SafetensorsError } from './errors';
 import { checkHeaderLength, HEADER_LENGTH_BYTES, parseHeader } from './header';
@@ -16,7 +16,7 @@ export function ioError(error: unknown, file: string, action = 'read'): Safetens
 }
 
 /** Reads exactly `length` bytes at `position` into `target` (from its start), looping over short reads. */
-export async function readExactly(handle: FileHandle, target: Uint8Array, position: number, file: string): Promise<void> {
+export async function readExactly(handle: ReadHandle, target: Uint8Array, position: number, file: string): Promise<void> {
   let done = 0;
   while (done < target.byteLength) {
     const { bytesRead } = await handle.read(target, done, target.byteLength - done, position + done);
@@ -31,7 +31,7 @@ export async function readExactly(handle: FileHandle, target: Uint8Array, positi
  * and back costs more than the copy itself (and lets reads, compute and writes of one task queue
  * behind those of the other workers on that pool's threads).
  */
-export async function readExactlyBlocking(handle: FileHandle, target: Uint8Array, position: number, file: string): Promise<void> {
+export async function readExactlyBlocking(handle: ReadHandle, target: Uint8Array, position: number, file: string): Promise<void> {
   let done = 0;
   while (done < target.byteLength) {
     const bytesRead = readSync(handle.fd, target, done, target.byteLength - done, position + done);
@@ -40,7 +40,7 @@ export async function readExactlyBlocking(handle: FileHandle, target: Uint8Array
   }
 }
 
-async function truncatedError(handle: FileHandle, file: string, expected: number): Promise<SafetensorsError> {
+async function truncatedError(handle: ReadHandle, file: string, expected: number): Promise<SafetensorsError> {
   // Name the file's length now, not where the read stopped: that is what the user can check.
   const size = await handle.stat().then((s) => `is now ${s.size} bytes`, () => 'ended early');
   return new SafetensorsError(
@@ -50,7 +50,7 @@ async function truncatedError(handle: FileHandle, file: string, expected: number
 }
 
 /** Reads and validates the header of an open file. */
-export async function readHeaderFrom(handle: FileHandle, path: string): Promise<SafetensorsHeader> {
+export async function readHeaderFrom(handle: ReadHandle, path: string): Promise<SafetensorsHeader> {
   let fileSize: number;
   try {
     const stat = await handle.stat();
@@ -76,9 +76,18 @@ export async function openForRead(path: string): Promise<FileHandle> {
   }
 }
 
+/** openForRead() for a few small reads (a header, samples): blocking calls on a worker thread (see SMALL_IO_BLOCKS_THREAD). */
+export async function openSmallForRead(path: string): Promise<ReadHandle> {
+  try {
+    return await openSmallReader(path);
+  } catch (error) {
+    throw ioError(error, path, 'open');
+  }
+}
+
 /** Reads and validates the header of a .safetensors file, exactly as safetensors 0.8.0 does. */
 export async function readHeader(path: string): Promise<SafetensorsHeader> {
-  const handle = await openForRead(path);
+  const handle = await openSmallForRead(path);
   try {
     return await readHeaderFrom(handle, path);
   } finally {
