@@ -5,11 +5,13 @@ import test from 'node:test';
 import {
   CatalogCache, defaultHfCacheDir, parseModelCard, scanCatalog, type Catalog, type CatalogEntry,
 } from '../../src/core/catalog';
+import { WorkerPool } from '../../src/core/engine/pool';
 import { CancelledError } from '../../src/core/engine/task';
+import type { GraftTasks } from '../../src/worker/tasks';
 import { GgufValueType, writeGguf } from '../../src/core/gguf';
 import { parseProvenance, writeProvenance } from '../../src/core/catalog/provenance';
 import { encodeFromFloat32, writeSafetensors, writeShardedSafetensors } from '../../src/core/safetensors';
-import { fixture, tempDir } from './helpers';
+import { fixture, tempDir, workerScript } from './helpers';
 
 const workspace = fixture('zoo', 'workspace');
 
@@ -273,6 +275,35 @@ test('the cache: an unchanged rescan opens no file, a changed folder alone is re
     assert.equal(cache.folderCount, 2, 'the two remaining model folders');
   } finally {
     fs.promises.open = realOpen;
+    fs.rmSync(dir, { recursive: true });
+  }
+});
+
+test('a scan on the worker pool (folders listed and read in batches with blocking calls) finds what the calling thread finds', async () => {
+  const dir = tempDir();
+  const pool = new WorkerPool<GraftTasks>({ workerScript, size: 2 });
+  try {
+    fs.cpSync(fixture('zoo'), path.join(dir, 'zoo'), { recursive: true, verbatimSymlinks: true });
+    // Many small folders (several batches per level), a link cycle, a dangling link, a link to a folder inside the root.
+    for (let i = 0; i < 40; i++) fs.cpSync(path.join(workspace, 'models/tiny-gpt2'), path.join(dir, 'run', `step-${String(i).padStart(2, '0')}`), { recursive: true });
+    fs.mkdirSync(path.join(dir, 'loop', 'inner'), { recursive: true });
+    fs.symlinkSync(path.join(dir, 'loop'), path.join(dir, 'loop', 'inner', 'back'));
+    fs.mkdirSync(path.join(dir, 'dangling'));
+    fs.symlinkSync(path.join(dir, 'nowhere.safetensors'), path.join(dir, 'dangling', 'model.safetensors'));
+    fs.symlinkSync(path.join(dir, 'run', 'step-03'), path.join(dir, 'linked-step'));
+
+    const inline = await scanCatalog([dir]);
+    assert.ok(inline.entries.length > 50);
+    assert.ok(inline.problems.some((p) => /symbolic link cycle/.test(p.message)));
+    const cache = new CatalogCache();
+    const pooled = await scanCatalog([dir], { runner: pool, cache });
+    assert.deepEqual(pooled, inline);
+    const missesBefore = cache.stats.folderMisses;
+    // Unchanged folders are not read again on the workers either, and give the same catalog.
+    assert.deepEqual(await scanCatalog([dir], { runner: pool, cache }), inline);
+    assert.equal(cache.stats.folderMisses, missesBefore);
+  } finally {
+    await pool.dispose();
     fs.rmSync(dir, { recursive: true });
   }
 });

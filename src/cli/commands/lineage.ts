@@ -47,7 +47,7 @@ export const lineageCommand: CliCommand = {
     const hfCache = values['hf-cache'] !== undefined ? path.resolve(ctx.cwd, values['hf-cache']) : null;
     if (hfCache) checkFolder(hfCache, '--hf-cache');
 
-    const catalog = await scanCatalog([dir], { hfCache, signal: ctx.signal });
+    const catalog = await scanCatalog([dir], { hfCache, signal: ctx.signal, runner: ctx.runner() });
     const graph = await buildLineage(catalog, { root: dir, infer: !values['no-infer'], runner: ctx.runner(), signal: ctx.signal });
     for (const problem of catalog.problems) ctx.stderr(`graft lineage: warning: ${escapeControl(`${displayPath(problem.path, ctx.cwd)}: ${problem.message}`)}\n`);
     if (values.json) writeJson(ctx.stdout, graph);

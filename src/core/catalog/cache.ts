@@ -61,6 +61,11 @@ export class CatalogCache {
     return undefined;
   }
 
+  /** The relevant files of the cached result for a folder, if any (not counted as a lookup). */
+  cachedSources(folder: string): SourceFile[] | undefined {
+    return this.folders.get(folder)?.sources;
+  }
+
   storeFolder(folder: string, value: CachedFolder): void {
     this.folders.set(folder, value);
   }

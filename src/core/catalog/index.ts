@@ -1,6 +1,6 @@
 // Discovery of checkpoints on disk: scanning, model cards, side-file facts, the HF cache, caching.
 export * from './types';
-export { scanCatalog, architectureSignature, readCatalogFolder, DEFAULT_MAX_DEPTH, type ScanOptions, type FolderFiles, type FolderReader } from './scan';
+export { scanCatalog, architectureSignature, readCatalogFolder, DEFAULT_MAX_DEPTH, type ScanOptions, type FolderFiles } from './scan';
 export { CatalogCache, CATALOG_CACHE_VERSION, type ArchitectureTensors, type CatalogCacheData, type CachedFolder } from './cache';
 export { parseModelCard, extractFrontMatter, type ParsedCard } from './card';
 export { defaultHfCacheDir, repoIdFromCacheFolder } from './hfcache';

@@ -1,15 +1,22 @@
 // Finds every model, adapter, trainer checkpoint, merge, loose checkpoint file and GGUF file under
 // the given roots. Reads only headers and small files; a problem with one file is reported and the
 // scan goes on. Folders are the unit of work and of caching (see cache.ts).
+//
+// The walk goes level by level; each level's folders are listed and read in batches by the
+// scanFolders kernel, on the worker pool when one is given (where a batch of folders costs one
+// message and its file calls block the worker, not the caller), else on the calling thread.
+// Which folders are new, cycles, cache hits and the order of results are decided here, on the
+// calling thread.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { appendAll } from '../collections';
+import { InlineRunner, mapLimit, type TaskRunner } from '../engine/pool';
 import { CancelledError } from '../engine/task';
-import { describeFsError, readFileHead, specialFileKind } from '../files';
+import { describeFsError, readFileHead, SMALL_IO_BLOCKS_THREAD, specialFileKind, scanFs } from '../files';
 import { GGUF_CATALOG_LIMITS, readGgufHeader } from '../gguf';
 import { openCheckpoint, type CheckpointLayout } from '../safetensors';
-import { CatalogCache, type CachedFolder } from './cache';
+import { CatalogCache, sameSources, type CachedFolder } from './cache';
 import { parseModelCard } from './card';
 import {
   checkpointStepFromName, ggufFacts, parseAdapterFacts, parseConfigFacts, parseMergekitFacts, parseProvenanceFacts, parseTrainerFacts, patchFactsFromMetadata,
@@ -28,16 +35,15 @@ export interface ScanOptions {
   /** Folder levels below each root to descend (default 12). */
   maxDepth?: number;
   /**
-   * Reads one folder's files into entries (default: readCatalogFolder on this thread). The
-   * extension runs it on a worker thread, so parsing a stranger's header or card never blocks
-   * the editor.
+   * Lists and reads folders (the worker pool; default: the calling thread). The extension and the
+   * CLI use the pool, so parsing a stranger's header or card never blocks the editor, and the
+   * folders' file calls block a worker instead of waiting on libuv's pool.
    */
-  readFolder?: FolderReader;
+  runner?: TaskRunner<{ scanFolders: typeof scanFolders }>;
 }
 
 /** The relevant files of one folder, by name, as the walk found them. */
 export type FolderFiles = [name: string, file: SourceFile][];
-export type FolderReader = (dir: string, files: FolderFiles) => Promise<Pick<CachedFolder, 'entries' | 'problems'>>;
 
 /** The default folder depth: deep enough for org/project/run/checkpoint trees, bounded for a link to a huge tree. */
 export const DEFAULT_MAX_DEPTH = 12;
@@ -56,7 +62,11 @@ const SAFETENSORS_SHARD = /-\d+-of-\d+\.safetensors$/;
 /** Limits for the small files read beside weights. A card is cut (its front matter is at the top). */
 const CARD_READ_BYTES = 256 * 1024;
 const MAX_JSON_BYTES = 16 * 1024 * 1024;
-const IO_CONCURRENCY = 16;
+/** File calls in flight on a thread that goes through libuv's pool (one at a time where they block the thread). */
+const IO_CONCURRENCY = SMALL_IO_BLOCKS_THREAD ? 1 : 16;
+/** Folders per scanFolders task: a level's folders spread over a few tasks per thread, at most this many each. */
+const FOLDERS_PER_TASK_MAX = 64;
+const FOLDER_TASKS_PER_THREAD = 4;
 
 function isRelevantFile(name: string): boolean {
   return SMALL_FILES.has(name) || name.endsWith('.safetensors') || name.endsWith('.safetensors.index.json') || name.endsWith('.gguf') || PYTORCH_WEIGHTS.test(name);
@@ -108,13 +118,147 @@ function isWithin(child: string, parent: string): boolean {
 /** A Hugging Face cache blob: snapshot files are links into <cache>/models--org--name/blobs/. */
 const HF_BLOB = /[\\/]models--[^\\/]+[\\/]blobs[\\/][^\\/]+$/;
 
+/** One folder to list (and read) in a scanFolders task. */
+export interface FolderToScan {
+  dir: string;
+  /** Its real path when known (see FolderTask.real). */
+  real?: string;
+  /** Real paths of the folders above it. */
+  chain: string[];
+  /** Inside an HF cache snapshot (never itself a cache repo folder). */
+  inHfCache: boolean;
+  /** The relevant files the cache holds a result for: the folder is not read again while they are unchanged. */
+  cachedSources?: SourceFile[];
+}
+
+/** What a scanFolders task learned of one folder. */
+export interface ScannedFolder {
+  /** Its real path, once resolved. */
+  real?: string;
+  /** Problems that stopped the scan of this folder before it was listed (unresolvable, outside the roots, a cycle). */
+  stopped?: CatalogProblem[];
+  /** A Hugging Face cache repo folder (models--org--name): scanned through its snapshots instead. */
+  cacheRepo?: string;
+  /** A cache folder of datasets or spaces: skipped. */
+  ignored?: boolean;
+  /** Relevant files, sorted by path. */
+  sources: SourceFile[];
+  /** Regular files seen (for progress). */
+  fileCount: number;
+  subdirs: string[];
+  /** Subfolders reached through a symbolic link (their real path must be resolved). */
+  linked: string[];
+  /** Problems met while listing. */
+  problems: CatalogProblem[];
+  /** The folder could not be listed (the reason is in problems). */
+  unlisted?: boolean;
+  /** The folder's entries and problems, unless the cache's were still valid or it holds no relevant file. */
+  read?: Pick<CachedFolder, 'entries' | 'problems'>;
+}
+
+/** Lists one folder, and reads its relevant files unless the cache's result still holds. Never throws for a file system problem. */
+async function scanFolder(folder: FolderToScan, realRoots: readonly string[]): Promise<ScannedFolder> {
+  const insideRoots = (real: string) => realRoots.some((root) => isWithin(real, root));
+  const empty = { sources: [], fileCount: 0, subdirs: [], linked: [], problems: [] };
+  let real: string;
+  try {
+    real = folder.real ?? (await scanFs.realpath(folder.dir));
+  } catch (error) {
+    return { ...empty, stopped: [{ path: folder.dir, message: `cannot resolve this folder: ${errorText(error)}` }] };
+  }
+  if (!insideRoots(real)) {
+    return { ...empty, real, stopped: [{ path: folder.dir, message: `symbolic link to ${real}, outside the scanned folders; skipped (add that folder to graft.extraRoots, or scan it directly, to include it)` }] };
+  }
+  if (folder.chain.includes(real)) {
+    return { ...empty, real, stopped: [{ path: folder.dir, message: `symbolic link cycle: this folder leads back to ${real}, which contains it; skipped` }] };
+  }
+
+  let dirents: fs.Dirent[];
+  try {
+    dirents = await scanFs.readdir(folder.dir);
+  } catch (error) {
+    return { ...empty, real, unlisted: true, problems: [{ path: folder.dir, message: `cannot list this folder: ${errorText(error)}` }] };
+  }
+  const problems: CatalogProblem[] = [];
+  const files = new Map<string, SourceFile>();
+  const subdirs: string[] = [];
+  const linked: string[] = [];
+  let fileCount = 0;
+  await mapLimit(dirents, IO_CONCURRENCY, async (dirent) => {
+    const name = dirent.name;
+    if (name.startsWith('.') || SKIPPED_FOLDERS.has(name)) return;
+    const full = path.join(folder.dir, name);
+    let isDir = dirent.isDirectory();
+    let isFile = dirent.isFile();
+    let stats: fs.Stats | undefined;
+    if (dirent.isSymbolicLink()) {
+      try {
+        stats = await scanFs.stat(full);
+      } catch (error) {
+        if (isRelevantFile(name) || (error as NodeJS.ErrnoException).code !== 'ENOENT') {
+          const target = await scanFs.readlink(full).catch(() => '?');
+          problems.push({ path: full, message: `broken symbolic link (target ${target} ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : 'is unreadable'}); restore the target or remove the link` });
+        }
+        return;
+      }
+      isDir = stats.isDirectory();
+      isFile = stats.isFile();
+      if (isDir) linked.push(name);
+      if (isFile && isRelevantFile(name)) {
+        // A linked weight or card is read only where the link stays inside the scanned folders
+        // (or points into a Hugging Face cache's blobs/, as cache snapshots and local copies do).
+        const target = await scanFs.realpath(full).catch(() => full);
+        if (!insideRoots(target) && !HF_BLOB.test(target)) {
+          problems.push({ path: full, message: `symbolic link to ${target}, outside the scanned folders; skipped` });
+          return;
+        }
+      }
+    }
+    if (isFile) fileCount++;
+    if (isDir) {
+      if (isRelevantFile(name)) problems.push({ path: full, message: `"${name}" is a folder where a file was expected; it was ignored` });
+      else subdirs.push(name);
+      return;
+    }
+    if (!isFile && !isDir && isRelevantFile(name)) {
+      const kind = specialFileKind(stats ?? dirent) ?? 'not a regular file';
+      problems.push({ path: full, message: `is ${kind}, not a regular file; skipped (Graft reads only regular files)` });
+      return;
+    }
+    if (!isFile || !isRelevantFile(name)) return;
+    try {
+      stats ??= await scanFs.stat(full);
+      files.set(name, { path: full, size: stats.size, mtimeMs: stats.mtimeMs });
+    } catch (error) {
+      problems.push({ path: full, message: `cannot read: ${errorText(error)}` });
+    }
+  });
+  subdirs.sort();
+  const listed = { real, fileCount, subdirs, linked, problems };
+
+  const folderName = path.basename(folder.dir);
+  if (!folder.inHfCache && subdirs.includes('snapshots')) {
+    const repoId = repoIdFromCacheFolder(folderName);
+    if (repoId) return { ...listed, sources: [], cacheRepo: repoId };
+    if (isNonModelCacheFolder(folderName)) return { ...listed, sources: [], ignored: true };
+  }
+  const sources = [...files.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const unchanged = folder.cachedSources !== undefined && sameSources(folder.cachedSources, sources);
+  if (sources.length === 0 || unchanged) return { ...listed, sources };
+  return { ...listed, sources, read: await readCatalogFolder(folder.dir, [...files]) };
+}
+
+/** The scanFolders kernel: several folders listed (and read) in one task, in input order. */
+export async function scanFolders(input: { folders: FolderToScan[]; realRoots: string[] }): Promise<ScannedFolder[]> {
+  return mapLimit(input.folders, SMALL_IO_BLOCKS_THREAD ? 1 : IO_CONCURRENCY, (folder) => scanFolder(folder, input.realRoots));
+}
+
 export async function scanCatalog(roots: string[], options: ScanOptions = {}): Promise<Catalog> {
   const cache = options.cache ?? new CatalogCache();
   const maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH;
-  const readFolder = options.readFolder ?? readCatalogFolder;
+  const runner = options.runner ?? new InlineRunner({ scanFolders });
   /** Real paths of the roots: symbolic links are followed only to targets inside one of them. */
   const realRoots: string[] = [];
-  const insideRoots = (real: string) => realRoots.some((root) => isWithin(real, root));
   const io = new Semaphore(IO_CONCURRENCY);
   const entries: CatalogEntry[] = [];
   const problems: CatalogProblem[] = [];
@@ -128,114 +272,30 @@ export async function scanCatalog(roots: string[], options: ScanOptions = {}): P
 
   const stat = (p: string) => io.run(() => fs.promises.stat(p));
 
-  const visit = async (task: FolderTask): Promise<void> => {
-    checkCancelled();
-    let real: string;
-    try {
-      real = task.real ?? (await io.run(() => fs.promises.realpath(task.dir)));
-    } catch (error) {
-      problems.push({ path: task.dir, message: `cannot resolve this folder: ${errorText(error)}` });
-      return;
+  /** Takes in what a task learned of one folder; returns the folders to scan next (its subfolders). */
+  const visit = async (task: FolderTask, scanned: ScannedFolder): Promise<FolderTask[]> => {
+    if (scanned.stopped) {
+      appendAll(problems, scanned.stopped);
+      return [];
     }
-    if (!insideRoots(real)) {
-      problems.push({ path: task.dir, message: `symbolic link to ${real}, outside the scanned folders; skipped (add that folder to graft.extraRoots, or scan it directly, to include it)` });
-      return;
-    }
-    if (task.chain.includes(real)) {
-      problems.push({ path: task.dir, message: `symbolic link cycle: this folder leads back to ${real}, which contains it; skipped` });
-      return;
-    }
-    // Reached twice through different links (or a root inside another root): scan it once.
-    if (visitedReal.has(real)) return;
+    const real = scanned.real!;
+    // Reached twice through different links (or a root inside another root): scanned once.
+    if (visitedReal.has(real)) return [];
     visitedReal.add(real);
-
-    let dirents: fs.Dirent[];
-    try {
-      dirents = await io.run(() => fs.promises.readdir(task.dir, { withFileTypes: true }));
-    } catch (error) {
-      problems.push({ path: task.dir, message: `cannot list this folder: ${errorText(error)}` });
-      return;
-    }
+    appendAll(problems, scanned.problems);
+    if (scanned.unlisted) return [];
     progress.dirs++;
+    progress.files += scanned.fileCount;
+    if (scanned.cacheRepo) return visitCacheRepo(task, scanned.cacheRepo);
+    if (scanned.ignored) return [];
 
-    const files = new Map<string, SourceFile>();
-    const subdirs: string[] = [];
-    /** Subfolders reached through a symbolic link: their real path must be resolved. */
-    const linked = new Set<string>();
-    await Promise.all(dirents.map(async (dirent) => {
-      const name = dirent.name;
-      if (name.startsWith('.') || SKIPPED_FOLDERS.has(name)) return;
-      const full = path.join(task.dir, name);
-      let isDir = dirent.isDirectory();
-      let isFile = dirent.isFile();
-      let stats: fs.Stats | undefined;
-      if (dirent.isSymbolicLink()) {
-        try {
-          stats = await stat(full);
-        } catch (error) {
-          if (isRelevantFile(name) || (error as NodeJS.ErrnoException).code !== 'ENOENT') {
-            const target = await fs.promises.readlink(full).catch(() => '?');
-            problems.push({ path: full, message: `broken symbolic link (target ${target} ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : 'is unreadable'}); restore the target or remove the link` });
-          }
-          return;
-        }
-        isDir = stats.isDirectory();
-        isFile = stats.isFile();
-        if (isDir) linked.add(name);
-        if (isFile && isRelevantFile(name)) {
-          // A linked weight or card is read only where the link stays inside the scanned folders
-          // (or points into a Hugging Face cache's blobs/, as cache snapshots and local copies do).
-          const real = await io.run(() => fs.promises.realpath(full)).catch(() => full);
-          if (!insideRoots(real) && !HF_BLOB.test(real)) {
-            problems.push({ path: full, message: `symbolic link to ${real}, outside the scanned folders; skipped` });
-            return;
-          }
-        }
-      }
-      if (isFile) progress.files++;
-      if (isDir) {
-        if (isRelevantFile(name)) problems.push({ path: full, message: `"${name}" is a folder where a file was expected; it was ignored` });
-        else subdirs.push(name);
-        return;
-      }
-      if (!isFile && !isDir && isRelevantFile(name)) {
-        const kind = specialFileKind(stats ?? dirent) ?? 'not a regular file';
-        problems.push({ path: full, message: `is ${kind}, not a regular file; skipped (Graft reads only regular files)` });
-        return;
-      }
-      if (!isFile || !isRelevantFile(name)) return;
-      try {
-        stats ??= await stat(full);
-        files.set(name, { path: full, size: stats.size, mtimeMs: stats.mtimeMs });
-      } catch (error) {
-        problems.push({ path: full, message: `cannot read: ${errorText(error)}` });
-      }
-    }));
-
-    const folderName = path.basename(task.dir);
-    if (!task.hf && subdirs.includes('snapshots')) {
-      const repoId = repoIdFromCacheFolder(folderName);
-      if (repoId) return visitCacheRepo(task, repoId);
-      if (isNonModelCacheFolder(folderName)) return;
-    }
-
-    const sources = [...files.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    const { sources } = scanned;
     visitedFolders.add(task.dir);
     if (sources.length > 0) {
       let unit = cache.lookupFolder(task.dir, sources);
-      if (!unit) {
-        let read: Pick<CachedFolder, 'entries' | 'problems'> | undefined;
-        try {
-          read = await io.run(() => readFolder(task.dir, [...files]));
-        } catch (error) {
-          // readCatalogFolder reports problems instead of throwing; this is the thread it ran on failing.
-          if (error instanceof CancelledError || signal?.aborted) throw error;
-          problems.push({ path: task.dir, message: `this folder could not be read: ${errorText(error)}` });
-        }
-        if (read) {
-          unit = { sources, ...read };
-          cache.storeFolder(task.dir, unit);
-        }
+      if (!unit && scanned.read) {
+        unit = { sources, ...scanned.read };
+        cache.storeFolder(task.dir, unit);
       }
       for (const entry of unit?.entries ?? []) {
         const copy: CatalogEntry = { ...entry, root: task.root };
@@ -250,19 +310,64 @@ export async function scanCatalog(roots: string[], options: ScanOptions = {}): P
     }
     options.onProgress?.({ ...progress });
 
+    const { subdirs } = scanned;
     if (task.depth >= maxDepth) {
       if (subdirs.length > 0) {
         problems.push({ path: task.dir, message: `the folder depth limit (${maxDepth} levels below ${task.root}) was reached; its ${subdirs.length} subfolder(s) were not scanned (scan this folder directly, or add it to graft.extraRoots)` });
       }
-      return;
+      return [];
     }
-    await Promise.all(subdirs.sort().map((name) =>
-      visit({ dir: path.join(task.dir, name), root: task.root, depth: task.depth + 1, chain: [...task.chain, real], ...(linked.has(name) ? {} : { real: path.join(real, name) }) }),
-    ));
+    const linked = new Set(scanned.linked);
+    return subdirs.map((name) => ({
+      dir: path.join(task.dir, name), root: task.root, depth: task.depth + 1, chain: [...task.chain, real], ...(linked.has(name) ? {} : { real: path.join(real, name) }),
+    }));
+  };
+
+  /** Scans a tree level by level, each level's folders in batches on the runner. */
+  const walk = async (start: FolderTask): Promise<void> => {
+    let level = [start];
+    while (level.length > 0) {
+      checkCancelled();
+      const perTask = Math.min(FOLDERS_PER_TASK_MAX, Math.max(1, Math.ceil(level.length / (runner.concurrency * FOLDER_TASKS_PER_THREAD))));
+      const batches: FolderTask[][] = [];
+      for (let i = 0; i < level.length; i += perTask) batches.push(level.slice(i, i + perTask));
+      const next: FolderTask[][] = new Array(level.length);
+      // Two tasks per thread: one being read while the other's results travel back. Results are
+      // taken in as they come but kept in folder order, so the next level is in a stable order.
+      const results = new Array<ScannedFolder[] | undefined>(batches.length);
+      let taken = 0;
+      /** Results are taken in one at a time (visit may wait on a cache repo's refs). */
+      let taking = Promise.resolve();
+      const takeReady = async () => {
+        while (taken < batches.length && results[taken]) {
+          const batch = batches[taken];
+          const scanned = results[taken]!;
+          results[taken] = undefined;
+          for (let k = 0; k < batch.length; k++) next[taken * perTask + k] = await visit(batch[k], scanned[k]);
+          taken++;
+        }
+      };
+      await mapLimit(batches, Math.max(2, runner.concurrency * 2), async (batch, b) => {
+        const folders = batch.map((task): FolderToScan => {
+          const cached = cache.cachedSources(task.dir);
+          return { dir: task.dir, chain: task.chain, inHfCache: task.hf !== undefined, ...(task.real ? { real: task.real } : {}), ...(cached ? { cachedSources: cached } : {}) };
+        });
+        try {
+          results[b] = await runner.run('scanFolders', { folders, realRoots }, { signal });
+        } catch (error) {
+          if (error instanceof CancelledError || signal?.aborted) throw error;
+          // The thread the folders were read on failed (readCatalogFolder itself reports problems instead of throwing).
+          results[b] = batch.map((task) => ({ sources: [], fileCount: 0, subdirs: [], linked: [], problems: [], stopped: [{ path: task.dir, message: `this folder could not be read: ${errorText(error)}` }] }));
+        }
+        taking = taking.then(takeReady);
+        await taking;
+      }, signal);
+      level = next.flat();
+    }
   };
 
   /** models--org--name: read refs/, then scan each snapshots/<revision> folder as a model folder. */
-  const visitCacheRepo = async (task: FolderTask, repoId: string): Promise<void> => {
+  const visitCacheRepo = async (task: FolderTask, repoId: string): Promise<FolderTask[]> => {
     const refs = await readRefs(task.dir);
     let revisions: string[];
     try {
@@ -272,10 +377,10 @@ export async function scanCatalog(roots: string[], options: ScanOptions = {}): P
         .sort();
     } catch (error) {
       problems.push({ path: path.join(task.dir, 'snapshots'), message: `cannot list the cache snapshots: ${errorText(error)}` });
-      return;
+      return [];
     }
     const real = await io.run(() => fs.promises.realpath(task.dir)).catch(() => task.dir);
-    await Promise.all(revisions.map((revision) => visit({
+    return revisions.map((revision) => ({
       dir: path.join(task.dir, 'snapshots', revision),
       root: task.root,
       depth: task.depth + 2,
@@ -286,14 +391,14 @@ export async function scanCatalog(roots: string[], options: ScanOptions = {}): P
         refs: Object.keys(refs).filter((name) => refs[name] === revision).sort(),
         repoDir: task.dir,
       },
-    })));
+    }));
   };
 
   /** refs/<name> (and refs/pr/<n>) files each hold a revision; cached like a folder. */
   const readRefs = async (repoDir: string): Promise<Record<string, string>> => {
     const refsDir = path.join(repoDir, 'refs');
     const found: SourceFile[] = [];
-    const walk = async (dir: string, depth: number): Promise<void> => {
+    const walkRefs = async (dir: string, depth: number): Promise<void> => {
       let dirents: fs.Dirent[];
       try {
         dirents = await io.run(() => fs.promises.readdir(dir, { withFileTypes: true }));
@@ -302,14 +407,14 @@ export async function scanCatalog(roots: string[], options: ScanOptions = {}): P
       }
       for (const d of dirents) {
         const full = path.join(dir, d.name);
-        if (d.isDirectory() && depth < 3) await walk(full, depth + 1);
+        if (d.isDirectory() && depth < 3) await walkRefs(full, depth + 1);
         else if (d.isFile()) {
           const s = await stat(full).catch(() => undefined);
           if (s) found.push({ path: full, size: s.size, mtimeMs: s.mtimeMs });
         }
       }
     };
-    await walk(refsDir, 0);
+    await walkRefs(refsDir, 0);
     found.sort((a, b) => (a.path < b.path ? -1 : 1));
     visitedFolders.add(repoDir);
     const cached = cache.lookupFolder(repoDir, found);
@@ -343,7 +448,7 @@ export async function scanCatalog(roots: string[], options: ScanOptions = {}): P
       continue;
     }
     realRoots.push(await fs.promises.realpath(dir).catch(() => dir));
-    await visit({ dir, root: dir, depth: 0, chain: [] });
+    await walk({ dir, root: dir, depth: 0, chain: [] });
   }
   checkCancelled();
   cache.retainFolders(visitedFolders);

@@ -166,9 +166,9 @@ export class ModelIndex implements vscode.Disposable {
           signal: controller.signal,
           cache: this.cache,
           onProgress: (p) => this.scanState.fire(p),
-          // Headers, cards and configs are parsed on a worker thread: a stranger's file can take
-          // its time there without freezing the window.
-          readFolder: (dir, files) => this.engine.run('catalogFolder', { dir, files }, { signal: controller.signal }),
+          // Folders are listed and their headers, cards and configs parsed on worker threads: a
+          // stranger's file can take its time there without freezing the window.
+          runner: this.engine,
         }),
       );
       const infer = vscode.workspace.getConfiguration('graft').get<boolean>('lineage.inferFromWeights', true);
