@@ -1,7 +1,11 @@
 // The weight-based heuristics on synthetic families, where the true lineage is known by construction.
 import assert from 'node:assert/strict';
 import test from 'node:test';
+import { WorkerPool } from '../../src/core/engine/pool';
 import { groupMetrics, inferGroupEdges, type GroupMember, type LineageEdge } from '../../src/core/lineage';
+import { groupMetricsOn } from '../../src/core/lineage/metrics';
+import type { lineageTasks } from '../../src/core/lineage/tasks';
+import { workerScript } from './helpers';
 
 const L = 4000;
 
@@ -118,4 +122,29 @@ test('shared bit-identical values outrank distance: a closer model that shares n
 
 test('unrelated models of one architecture get no edge at all', () => {
   assert.deepEqual(infer({ x: normals(31, L, 1), y: normals(32, L, 1), z: normals(33, L, 0.5) }), []);
+});
+
+test('a large group (past EXACT_PAIRS_MAX) gets the same neighbours and distances whether its candidate search runs inline or on the worker pool', async () => {
+  // A branching run of 400 checkpoints, in 3 tensors of unequal scale (with a value that cannot be decoded).
+  const segments = [{ name: 'a', offset: 0, count: 96 }, { name: 'b', offset: 96, count: 64 }, { name: 'c', offset: 160, count: 37 }];
+  const length = 197;
+  const values: Float32Array[] = [normals(11, length, 0.05)];
+  for (let i = 1; i < 400; i++) values.push(add(values[Math.floor(i / 3)], normals(100 + i, length, 0.002)));
+  for (const v of values) v.fill(Number.NaN, 160, 161);
+  const numel = [96 * 64, 64, 37];
+  const inline = groupMetrics(values, segments, numel);
+  assert.equal(inline.indexed, true);
+  const pool = new WorkerPool<typeof lineageTasks>({ workerScript, size: 2 });
+  let tasks = 0;
+  try {
+    const pooled = await groupMetricsOn((search, from, to) => {
+      tasks++;
+      return pool.run('nearestCandidates', { search, from, to });
+    }, pool.concurrency, values, segments, numel);
+    assert.ok(tasks > 1, 'the search was split over the threads');
+    assert.deepEqual(pooled.neighbours, inline.neighbours);
+    for (let i = 0; i < values.length; i++) for (const j of inline.neighbours[i]) assert.equal(pooled.dist(i, j), inline.dist(i, j));
+  } finally {
+    await pool.dispose();
+  }
 });

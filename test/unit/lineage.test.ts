@@ -269,7 +269,7 @@ function countingRunner(inner: TaskRunner<typeof lineageTasks>): TaskRunner<type
     concurrency: inner.concurrency,
     calls: 0,
     run: ((kind, input, options) => {
-      runner.calls += input.inputs.length;
+      if ('inputs' in input) runner.calls += input.inputs.length;
       return inner.run(kind, input, options);
     }) as TaskRunner<typeof lineageTasks>['run'],
   };

@@ -7,7 +7,8 @@ import { InlineRunner, mapLimit, type TaskRunner } from '../engine/pool';
 import { CancelledError } from '../engine/task';
 import { openCheckpoint } from '../safetensors';
 import { FINGERPRINT_VERSION, fingerprintLayout, samplesPerTensor } from './fingerprint';
-import { groupMetrics, inferGroupEdges, type GroupMember } from './infer';
+import { inferGroupEdges, type GroupMember } from './infer';
+import { groupMetricsOn, type NeighbourSearch } from './metrics';
 import { lineageTasks, unpackFingerprints } from './tasks';
 import type { EdgeSource, LineageEdge, LineageGraph, LineageNode, NodeKind, Relation } from './types';
 
@@ -365,7 +366,9 @@ export async function buildLineage(catalog: Catalog, options: BuildLineageOption
           ...(draft.node.dtype ? { dtype: draft.node.dtype } : {}),
         };
       });
-      const metrics = groupMetrics(members.map((m) => m.values), segments, segments.map((s) => numelByName.get(s.name) ?? s.count));
+      // A large group's neighbour search runs on every thread of the runner.
+      const searchRange = (search: NeighbourSearch, from: number, to: number) => runner.run('nearestCandidates', { search, from, to }, { signal: options.signal });
+      const metrics = await groupMetricsOn(searchRange, runner.concurrency, members.map((m) => m.values), segments, segments.map((s) => numelByName.get(s.name) ?? s.count));
       for (const edge of inferGroupEdges(members, metrics, declared)) addEdge(edge);
     }
   }

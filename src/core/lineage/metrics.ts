@@ -6,6 +6,7 @@
 // every tensor counts the same whatever its size or scale (an embedding does not drown the norms).
 // Distances, squared norms and inner products of differences are all taken in this one weighted
 // Euclidean metric, so they combine (a merge fit is a least-squares problem in it).
+import { mapLimit } from '../engine/pool';
 import type { FingerprintSegment } from './fingerprint';
 
 /** Up to this many members every pair is compared; beyond, candidates come from the index. */
@@ -18,8 +19,47 @@ const SKETCH_SIZE = 64;
 const PROBES = 3;
 /** Candidates from the sketches whose exact distances are taken (the neighbours kept are the nearest of them). */
 const EXACT_CANDIDATES = 2 * INDEX_NEIGHBOURS;
+/** Candidate search tasks per thread: a thread that finishes early takes another range. */
+const CANDIDATE_TASKS_PER_LANE = 4;
 /** Rounds of k-means over the sketches. */
 const KMEANS_ROUNDS = 3;
+
+/**
+ * The weighted distance between the fingerprints at a[ao..] and b[bo..]. Summed per tensor, then
+ * weighed (the weight is constant over a tensor's samples), in four running sums so that additions
+ * do not wait on each other: in a large group this runs (members x candidates x positions) times.
+ * The neighbour search on the worker threads calls it too, so their distances are bit-identical.
+ */
+function weightedDistance(a: Float32Array, ao: number, b: Float32Array, bo: number, segmentStart: Int32Array, segmentEnd: Int32Array, segmentWeight: Float64Array): number {
+  let d2 = 0;
+  for (let s = 0; s < segmentStart.length; s++) {
+    const weight = segmentWeight[s];
+    if (weight === 0) continue;
+    const end = segmentEnd[s];
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let s3 = 0;
+    let k = segmentStart[s];
+    // NaN: a value that could not be decoded (or an infinity); it is left out.
+    for (; k + 3 < end; k += 4) {
+      const e0 = a[ao + k] - b[bo + k];
+      const e1 = a[ao + k + 1] - b[bo + k + 1];
+      const e2 = a[ao + k + 2] - b[bo + k + 2];
+      const e3 = a[ao + k + 3] - b[bo + k + 3];
+      if (e0 === e0) s0 += e0 * e0;
+      if (e1 === e1) s1 += e1 * e1;
+      if (e2 === e2) s2 += e2 * e2;
+      if (e3 === e3) s3 += e3 * e3;
+    }
+    for (; k < end; k++) {
+      const e = a[ao + k] - b[bo + k];
+      if (e === e) s0 += e * e;
+    }
+    d2 += weight * (s0 + s1 + s2 + s3);
+  }
+  return Math.sqrt(d2);
+}
 
 /** A value equal in unrelated models by construction (zero biases, unit norms): not evidence of descent. */
 function trivial(x: number): boolean {
@@ -50,11 +90,8 @@ export interface GroupMetrics {
   indexed: boolean;
 }
 
-/**
- * Pairwise metrics of a group. `segments` gives each tensor's place in the fingerprints and
- * `numel` its element count (to weigh bit-identical shares by parameters, not by samples).
- */
-export function groupMetrics(values: readonly Float32Array[], segments: readonly FingerprintSegment[], numel: readonly number[]): GroupMetrics {
+/** Everything of a group's metrics but its neighbours, and the ways to find them. */
+function prepareMetrics(values: readonly Float32Array[], segments: readonly FingerprintSegment[], numel: readonly number[]) {
   const n = values.length;
   const length = values[0]?.length ?? 0;
   const segmentWeight = Float64Array.from(segments, (segment) => {
@@ -87,16 +124,10 @@ export function groupMetrics(values: readonly Float32Array[], segments: readonly
   let positions = 0;
   for (let k = 0; k < length; k++) if (weightAt[k] > 0 && Number.isFinite(values[0]?.[k])) positions++;
 
-  const exactDistance = (i: number, j: number): number => {
-    const a = values[i];
-    const b = values[j];
-    let d2 = 0;
-    for (let k = 0; k < length; k++) {
-      const diff = a[k] - b[k];
-      if (diff === diff) d2 += weightAt[k] * diff * diff; // NaN: a value that could not be decoded (or an infinity)
-    }
-    return Math.sqrt(d2);
-  };
+  const segmentCount = segments.length;
+  const segmentStart = Int32Array.from(segments, (segment) => segment.offset);
+  const segmentEnd = Int32Array.from(segments, (segment) => segment.offset + segment.count);
+  const exactDistance = (i: number, j: number): number => weightedDistance(values[i], 0, values[j], 0, segmentStart, segmentEnd, segmentWeight);
   const informative = values.map((v) => segments.map((segment) => {
     let count = 0;
     for (let k = segment.offset; k < segment.offset + segment.count; k++) if (!trivial(v[k])) count++;
@@ -106,73 +137,185 @@ export function groupMetrics(values: readonly Float32Array[], segments: readonly
     const a = values[i];
     const b = values[j];
     let sharedParams = 0;
-    for (let s = 0; s < segments.length; s++) {
+    for (let s = 0; s < segmentCount; s++) {
       if (segmentWeight[s] === 0) continue;
       let equal = 0;
-      for (let k = segments[s].offset; k < segments[s].offset + segments[s].count; k++) if (a[k] === b[k] && !trivial(a[k])) equal++;
+      const end = segmentEnd[s];
+      for (let k = segmentStart[s]; k < end; k++) {
+        const x = a[k];
+        if (x === b[k] && x !== 0 && x !== 1 && x !== -1) equal++; // not trivial(x)
+      }
       if (equal > 0) sharedParams += (equal / Math.max(informative[i][s], informative[j][s])) * numel[s];
     }
     return sharedParams / totalNumel;
   };
 
-  const memo = (compute: (i: number, j: number) => number) => {
-    const known = new Map<number, number>();
-    return (i: number, j: number): number => {
-      if (i === j) return compute === exactDistance ? 0 : 1;
-      const key = i < j ? i * n + j : j * n + i;
-      let value = known.get(key);
+  const memo = (compute: (i: number, j: number) => number, same: number) => {
+    const known = new PairMemo(n);
+    const get = (i: number, j: number): number => {
+      if (i === j) return same;
+      let value = known.get(i, j);
       if (value === undefined) {
         value = compute(i, j);
-        known.set(key, value);
+        known.set(i, j, value);
       }
       return value;
     };
+    return { get, known: (i: number, j: number, value: number) => known.set(i, j, value) };
   };
-  const dist = memo(exactDistance);
-  const shared = memo(exactShared);
+  const distances = memo(exactDistance, 0);
+  const dist = distances.get;
+  const shared = memo(exactShared, 1).get;
 
   const indexed = n > EXACT_PAIRS_MAX;
-  let neighbours: number[][];
-  if (!indexed) {
+  const metrics = { n, values, segments, segmentWeight, numel, weightAt, sqNorm, positions, dist, shared, indexed };
+  /** Neighbours of a small group: every pair, nearest first. */
+  const allPairs = (): number[][] => {
     const table = new Float64Array(n * n);
     for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) table[i * n + j] = table[j * n + i] = dist(i, j);
-    neighbours = values.map((_, m) => [...Array(n).keys()].filter((x) => x !== m).sort((x, y) => table[x * n + m] - table[y * n + m]));
-  } else {
-    neighbours = approximateNeighbours(values, weightAt, dist);
-  }
-  return { n, values, segments, segmentWeight, numel, weightAt, sqNorm, positions, neighbours, dist, shared, indexed };
+    return values.map((_, m) => [...Array(n).keys()].filter((x) => x !== m).sort((x, y) => table[x * n + m] - table[y * n + m]));
+  };
+  return {
+    metrics,
+    neighbours: (parts: readonly CandidateDistances[]) => neighboursFromCandidates(n, parts, dist, distances.known),
+    search: (sharedMemory: boolean) => neighbourSearch(values, weightAt, segmentStart, segmentEnd, segmentWeight, sharedMemory),
+    allPairs,
+  };
 }
 
 /**
- * Nearest neighbours through an inverted-file index: members are sketched (a fixed subset of
- * weighted coordinates, whose distances estimate the full ones), the sketches clustered (a few
- * k-means rounds, about sqrt(n) clusters), and each member compared with the members of its
- * nearest clusters only; the best candidates are then ranked by their exact distance.
- * About n * sqrt(n) sketch comparisons instead of n^2 full ones.
+ * Pairwise metrics of a group. `segments` gives each tensor's place in the fingerprints and
+ * `numel` its element count (to weigh bit-identical shares by parameters, not by samples).
  */
-function approximateNeighbours(values: readonly Float32Array[], weightAt: Float64Array, dist: (i: number, j: number) => number): number[][] {
+export function groupMetrics(values: readonly Float32Array[], segments: readonly FingerprintSegment[], numel: readonly number[]): GroupMetrics {
+  const prepared = prepareMetrics(values, segments, numel);
+  if (!prepared.metrics.indexed) return { ...prepared.metrics, neighbours: prepared.allPairs() };
+  const search = prepared.search(false);
+  return { ...prepared.metrics, neighbours: prepared.neighbours([nearestCandidates(search, 0, values.length)]) };
+}
+
+/** Runs the candidate search of a range of members (the nearestCandidates kernel, on a worker thread). */
+export type CandidateRunner = (search: NeighbourSearch, from: number, to: number) => Promise<CandidateDistances>;
+
+/**
+ * groupMetrics() with a large group's candidate search (its costliest part: exact distances to
+ * every member's nearest sketches) split into ranges run by `run` (the worker pool, `lanes` at a
+ * time), over fingerprints in shared memory. The same neighbours as groupMetrics().
+ */
+export async function groupMetricsOn(run: CandidateRunner, lanes: number, values: readonly Float32Array[], segments: readonly FingerprintSegment[], numel: readonly number[]): Promise<GroupMetrics> {
+  const prepared = prepareMetrics(values, segments, numel);
+  if (!prepared.metrics.indexed) return { ...prepared.metrics, neighbours: prepared.allPairs() };
+  if (lanes < 2) return { ...prepared.metrics, neighbours: prepared.neighbours([nearestCandidates(prepared.search(false), 0, values.length)]) };
+  const search = prepared.search(true);
   const n = values.length;
+  const ranges = Math.min(n, lanes * CANDIDATE_TASKS_PER_LANE);
+  const bounds = Array.from({ length: ranges + 1 }, (_, r) => Math.floor((r * n) / ranges));
+  const parts = await mapLimit(bounds.slice(0, -1), lanes, (from, r) => run(search, from, bounds[r + 1]));
+  return { ...prepared.metrics, neighbours: prepared.neighbours(parts) };
+}
+
+/**
+ * Values of unordered pairs of members, by open addressing over typed arrays: a large group
+ * memoizes hundreds of thousands of pairs, and a Map would hold each value as a heap number.
+ */
+class PairMemo {
+  private keys = new Float64Array(1024).fill(-1);
+  private stored = new Float64Array(1024);
+  private count = 0;
+  constructor(private readonly n: number) {}
+
+  /** The slot of pair key `key`: where it is, or the empty slot where it would go. */
+  private slot(key: number): number {
+    const mask = this.keys.length - 1;
+    let h = Math.imul((key % 0x7fffffff) | 0, 0x9e3779b1);
+    h = Math.imul(h ^ (h >>> 15), 0x85ebca6b);
+    let at = (h ^ (h >>> 13)) & mask;
+    while (this.keys[at] !== -1 && this.keys[at] !== key) at = (at + 1) & mask;
+    return at;
+  }
+
+  get(i: number, j: number): number | undefined {
+    const key = i < j ? i * this.n + j : j * this.n + i;
+    const at = this.slot(key);
+    return this.keys[at] === key ? this.stored[at] : undefined;
+  }
+
+  set(i: number, j: number, value: number): void {
+    if (2 * (this.count + 1) > this.keys.length) this.grow();
+    const key = i < j ? i * this.n + j : j * this.n + i;
+    const at = this.slot(key);
+    if (this.keys[at] !== key) this.count++;
+    this.keys[at] = key;
+    this.stored[at] = value;
+  }
+
+  private grow(): void {
+    const keys = this.keys;
+    const stored = this.stored;
+    this.keys = new Float64Array(keys.length * 2).fill(-1);
+    this.stored = new Float64Array(keys.length * 2);
+    for (let at = 0; at < keys.length; at++) {
+      if (keys[at] === -1) continue;
+      const to = this.slot(keys[at]);
+      this.keys[to] = keys[at];
+      this.stored[to] = stored[at];
+    }
+  }
+}
+
+/**
+ * What the candidate search of a large group needs, in typed arrays only, so it can run on worker
+ * threads: there `rows` and `sketch` are views of shared memory (not copied), the rest is small.
+ */
+export interface NeighbourSearch {
+  /** The fingerprints end to end, `rowLength` values each. */
+  rows: Float32Array;
+  rowLength: number;
+  segmentStart: Int32Array;
+  segmentEnd: Int32Array;
+  segmentWeight: Float64Array;
+  /** `dim` weighted coordinates per member. */
+  sketch: Float32Array;
+  dim: number;
+  centroids: Float32Array;
+  /** Members of cluster c: clusterMembers[clusterStart[c] .. clusterStart[c + 1]), in increasing order. */
+  clusterStart: Int32Array;
+  clusterMembers: Int32Array;
+}
+
+/** For each member of a range, up to EXACT_CANDIDATES candidates (nearest sketch first) and their exact distances. */
+export interface CandidateDistances {
+  from: number;
+  counts: Int32Array;
+  /** EXACT_CANDIDATES slots per member. */
+  ids: Int32Array;
+  distances: Float64Array;
+}
+
+/**
+ * The index of a large group: members are sketched (a fixed subset of weighted coordinates, whose
+ * distances estimate the full ones) and the sketches clustered (a few k-means rounds, about
+ * sqrt(n) clusters). `shared`: the fingerprints and sketches go in shared memory for the workers.
+ */
+function neighbourSearch(values: readonly Float32Array[], weightAt: Float64Array, segmentStart: Int32Array, segmentEnd: Int32Array, segmentWeight: Float64Array, shared: boolean): NeighbourSearch {
+  const n = values.length;
+  const rowLength = weightAt.length;
+  const floats = (count: number) => new Float32Array(shared ? new SharedArrayBuffer(count * 4) : new ArrayBuffer(count * 4));
+  const rows = floats(n * rowLength);
+  values.forEach((v, i) => rows.set(v, i * rowLength));
   const usable: number[] = [];
   for (let k = 0; k < weightAt.length; k++) if (weightAt[k] > 0) usable.push(k);
   const step = Math.max(1, usable.length / SKETCH_SIZE);
   const coordinates: number[] = [];
   for (let c = 0; c < Math.min(SKETCH_SIZE, usable.length); c++) coordinates.push(usable[Math.floor(c * step)]);
   const dim = coordinates.length;
-  const sketch = new Float32Array(n * dim);
+  const sketch = floats(n * dim);
   for (let i = 0; i < n; i++) {
     for (let c = 0; c < dim; c++) {
       const x = values[i][coordinates[c]];
       sketch[i * dim + c] = Number.isFinite(x) ? Math.sqrt(weightAt[coordinates[c]]) * x : 0;
     }
   }
-  const sketchDistance = (a: Float32Array, ao: number, b: Float32Array, bo: number) => {
-    let s = 0;
-    for (let c = 0; c < dim; c++) {
-      const d = a[ao + c] - b[bo + c];
-      s += d * d;
-    }
-    return s;
-  };
   const clusters = Math.max(1, Math.round(Math.sqrt(n)));
   const centroids = new Float32Array(clusters * dim);
   for (let c = 0; c < clusters; c++) centroids.set(sketch.subarray(Math.floor((c * n) / clusters) * dim, Math.floor((c * n) / clusters) * dim + dim), c * dim);
@@ -184,7 +327,7 @@ function approximateNeighbours(values: readonly Float32Array[], weightAt: Float6
       let best = 0;
       let bestDistance = Infinity;
       for (let c = 0; c < clusters; c++) {
-        const d = sketchDistance(sketch, i * dim, centroids, c * dim);
+        const d = sketchDistance(sketch, i * dim, centroids, c * dim, dim);
         if (d < bestDistance) {
           bestDistance = d;
           best = c;
@@ -201,27 +344,79 @@ function approximateNeighbours(values: readonly Float32Array[], weightAt: Float6
     }
     for (let c = 0; c < clusters; c++) if (counts[c] > 0) for (let x = 0; x < dim; x++) centroids[c * dim + x] = sums[c * dim + x] / counts[c];
   }
-  const members: number[][] = Array.from({ length: clusters }, () => []);
-  for (let i = 0; i < n; i++) members[assignment[i]].push(i);
-  const out: number[][] = [];
+  const clusterStart = new Int32Array(clusters + 1);
+  for (let i = 0; i < n; i++) clusterStart[assignment[i] + 1]++;
+  for (let c = 0; c < clusters; c++) clusterStart[c + 1] += clusterStart[c];
+  const clusterMembers = new Int32Array(n);
+  const filled = clusterStart.slice(0, clusters);
+  for (let i = 0; i < n; i++) clusterMembers[filled[assignment[i]]++] = i;
+  return { rows, rowLength, segmentStart, segmentEnd, segmentWeight, sketch, dim, centroids, clusterStart, clusterMembers };
+}
+
+function sketchDistance(a: Float32Array, ao: number, b: Float32Array, bo: number, dim: number): number {
+  let s = 0;
+  for (let c = 0; c < dim; c++) {
+    const d = a[ao + c] - b[bo + c];
+    s += d * d;
+  }
+  return s;
+}
+
+/**
+ * Candidates of members from..to-1: each is compared with the members of its nearest clusters
+ * only (about n * sqrt(n) sketch comparisons for the group instead of n^2 full ones), and the
+ * nearest sketches get their exact distance. The kernel the worker threads run (tasks.ts).
+ */
+export function nearestCandidates(search: NeighbourSearch, from: number, to: number): CandidateDistances {
+  const { rows, rowLength, sketch, dim, centroids, clusterStart, clusterMembers } = search;
+  const clusters = clusterStart.length - 1;
+  const keep = EXACT_CANDIDATES;
+  const out: CandidateDistances = { from, counts: new Int32Array(to - from), ids: new Int32Array((to - from) * keep), distances: new Float64Array((to - from) * keep) };
   // Scratch for the selections, reused for every member (no per-member allocation in the hot loop).
   const probeIds = new Int32Array(PROBES);
   const probeDistances = new Float64Array(PROBES);
-  const keep = EXACT_CANDIDATES;
   const candidateIds = new Int32Array(keep);
   const candidateDistances = new Float64Array(keep);
-  for (let i = 0; i < n; i++) {
-    const probes = smallest(clusters, (c) => sketchDistance(sketch, i * dim, centroids, c * dim), probeIds, probeDistances);
+  for (let i = from; i < to; i++) {
+    const probes = smallest(clusters, (c) => sketchDistance(sketch, i * dim, centroids, c * dim, dim), probeIds, probeDistances);
     let kept = 0;
     for (let p = 0; p < probes; p++) {
-      for (const j of members[probeIds[p]]) {
+      for (let m = clusterStart[probeIds[p]]; m < clusterStart[probeIds[p] + 1]; m++) {
+        const j = clusterMembers[m];
         if (j === i) continue;
-        kept = insertSmallest(j, sketchDistance(sketch, i * dim, sketch, j * dim), candidateIds, candidateDistances, kept);
+        kept = insertSmallest(j, sketchDistance(sketch, i * dim, sketch, j * dim, dim), candidateIds, candidateDistances, kept);
       }
     }
-    const exact: { j: number; d: number }[] = [];
-    for (let c = 0; c < kept; c++) exact.push({ j: candidateIds[c], d: dist(i, candidateIds[c]) });
-    out.push(exact.sort((a, b) => a.d - b.d).slice(0, INDEX_NEIGHBOURS).map(({ j }) => j));
+    const at = (i - from) * keep;
+    out.counts[i - from] = kept;
+    for (let c = 0; c < kept; c++) {
+      const j = candidateIds[c];
+      out.ids[at + c] = j;
+      out.distances[at + c] = weightedDistance(rows, i * rowLength, rows, j * rowLength, search.segmentStart, search.segmentEnd, search.segmentWeight);
+    }
+  }
+  return out;
+}
+
+/**
+ * Nearest neighbours from the candidates (an inverted-file index, see neighbourSearch): the
+ * INDEX_NEIGHBOURS nearest of each member's candidates by exact distance, made symmetric.
+ * `known` takes in the exact distances the search computed.
+ */
+function neighboursFromCandidates(n: number, parts: readonly CandidateDistances[], dist: (i: number, j: number) => number, known: (i: number, j: number, d: number) => void): number[][] {
+  const out: number[][] = new Array(n);
+  for (const part of parts) {
+    for (let r = 0; r < part.counts.length; r++) {
+      const i = part.from + r;
+      const exact: { j: number; d: number }[] = [];
+      for (let c = 0; c < part.counts[r]; c++) {
+        const j = part.ids[r * EXACT_CANDIDATES + c];
+        const d = part.distances[r * EXACT_CANDIDATES + c];
+        known(i, j, d);
+        exact.push({ j, d });
+      }
+      out[i] = exact.sort((a, b) => a.d - b.d).slice(0, INDEX_NEIGHBOURS).map(({ j }) => j);
+    }
   }
   // Neighbourhood is symmetric: j near i makes i a candidate of j.
   for (let i = 0; i < n; i++) for (const j of out[i]) if (!out[j].includes(i)) out[j].push(i);

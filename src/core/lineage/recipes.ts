@@ -187,13 +187,17 @@ export function scatteredEquality(metrics: GroupMetrics, child: number, base: nu
   const vb = metrics.values[base];
   let equal = 0;
   let total = 0;
-  for (const segment of metrics.segments) {
+  // Every member is screened against its nearest candidates: one pass per tensor, no per-value weight lookup.
+  for (let s = 0; s < metrics.segments.length; s++) {
+    if (metrics.segmentWeight[s] === 0) continue;
+    const { offset, count } = metrics.segments[s];
     let segmentEqual = 0;
     let segmentTotal = 0;
-    for (let k = segment.offset; k < segment.offset + segment.count; k++) {
-      if (metrics.weightAt[k] === 0 || !Number.isFinite(vm[k])) continue;
+    for (let k = offset; k < offset + count; k++) {
+      const x = vm[k];
+      if (x - x !== 0) continue; // NaN or an infinity
       segmentTotal++;
-      if (vm[k] === vb[k]) segmentEqual++;
+      if (x === vb[k]) segmentEqual++;
     }
     if (segmentEqual < segmentTotal) {
       equal += segmentEqual;

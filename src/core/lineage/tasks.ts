@@ -3,6 +3,7 @@ import { mapLimit } from '../engine/pool';
 import type { TaskContext } from '../engine/task';
 import { SMALL_IO_BLOCKS_THREAD } from '../files';
 import { computeFingerprint, type FingerprintInput } from './fingerprint';
+import { nearestCandidates, type CandidateDistances, type NeighbourSearch } from './metrics';
 
 /**
  * Fingerprints one task reads at once on the calling thread, where each is a few small reads
@@ -39,6 +40,8 @@ export const lineageTasks = {
     }
     return { values, lengths: each.map((v) => v.length) };
   },
+  /** The neighbour candidates of a range of a large group's members (see metrics.ts); the fingerprints are in shared memory. */
+  nearestCandidates: async (input: { search: NeighbourSearch; from: number; to: number }): Promise<CandidateDistances> => nearestCandidates(input.search, input.from, input.to),
 };
 
 /** The fingerprints of a PackedFingerprints, as views of its buffer. */
