@@ -5,7 +5,7 @@
 // block (blockPlan: distinct rows, one shared column), so a difference's rank can be estimated.
 import type { TaskContext } from '../engine/task';
 import { canDecode, openCheckpoint, openSmallForRead, readHeaderFrom, type TensorRef } from '../safetensors';
-import { blockPlan, readSamples, samplePlan, SAMPLE_RUN_LENGTH, DEFAULT_SAMPLES_PER_TENSOR, type SampleRequest } from '../sampling';
+import { blockPlan, readSamples, samplePlan, SAMPLE_RUN_LENGTH, DEFAULT_SAMPLES_PER_TENSOR, type SamplePlan, type SampleRequest } from '../sampling';
 
 /** Bump when the sampled positions or the layout change: cached fingerprints are then recomputed. */
 export const FINGERPRINT_VERSION = 2;
@@ -37,6 +37,29 @@ export function fingerprintLayout(tensors: readonly { name: string; numel: numbe
   return segments;
 }
 
+/** Layouts and sample plans by tensor list: checkpoints of one architecture (thousands in a long run) share them. */
+const samplingByTensors = new Map<string, { segments: FingerprintSegment[]; plans: SamplePlan[] }>();
+const SAMPLINGS_KEPT = 32;
+
+/** Where each tensor's samples go in the fingerprint, and where they are taken (blocks in matrices). */
+function samplingOf(tensors: readonly { name: string; shape: number[]; numel: number }[], perTensor: number): { segments: FingerprintSegment[]; plans: SamplePlan[] } {
+  const key = `${perTensor}|${tensors.map((t) => `${t.name}:${t.shape.join('x')}`).join('|')}`;
+  let sampling = samplingByTensors.get(key);
+  if (!sampling) {
+    const byName = new Map(tensors.map((t) => [t.name, t]));
+    const segments = fingerprintLayout(tensors, perTensor);
+    const plans = segments.map((segment) => {
+      const t = byName.get(segment.name)!;
+      const cols = t.shape.length >= 2 ? t.shape[t.shape.length - 1] : 0;
+      return cols > 0 ? blockPlan(t.name, t.numel / cols, cols, perTensor) : samplePlan(t.name, t.numel, perTensor);
+    });
+    sampling = { segments, plans };
+    if (samplingByTensors.size >= SAMPLINGS_KEPT) samplingByTensors.clear();
+    samplingByTensors.set(key, sampling);
+  }
+  return sampling;
+}
+
 export interface FingerprintInput {
   /** A .safetensors file, an index.json or a model folder (anything openCheckpoint takes). */
   path: string;
@@ -52,24 +75,22 @@ export async function computeFingerprint(input: FingerprintInput, ctx: TaskConte
       ? (await readHeaderFrom(single, input.path)).tensors.map((t) => ({ ...t, file: input.path }))
       : (await openCheckpoint(input.path)).tensors;
     const byName = new Map<string, TensorRef>(tensors.map((t) => [t.name, t]));
-    const segments = fingerprintLayout(tensors, input.samplesPerTensor);
+    const { segments, plans } = samplingOf(tensors, input.samplesPerTensor);
     const total = segments.length > 0 ? segments[segments.length - 1].offset + segments[segments.length - 1].count : 0;
     const out = new Float32Array(total);
     // One pass per weight file, so nearby samples (most of a small checkpoint) come in few reads.
     const byFile = new Map<string, SampleRequest[]>();
-    for (const segment of segments) {
+    segments.forEach((segment, s) => {
       const ref = byName.get(segment.name)!;
       if (!canDecode(ref.dtype)) {
         out.fill(Number.NaN, segment.offset, segment.offset + segment.count);
-        continue;
+        return;
       }
-      const cols = ref.shape.length >= 2 ? ref.shape[ref.shape.length - 1] : 0;
-      const plan = cols > 0 ? blockPlan(ref.name, ref.numel / cols, cols, input.samplesPerTensor) : samplePlan(ref.name, ref.numel, input.samplesPerTensor);
-      const request = { ref, plan, out, outOffset: segment.offset };
+      const request = { ref, plan: plans[s], out, outOffset: segment.offset };
       const list = byFile.get(ref.file);
       if (list) list.push(request);
       else byFile.set(ref.file, [request]);
-    }
+    });
     let done = 0;
     for (const [file, requests] of byFile) {
       ctx.throwIfCancelled();

@@ -25,12 +25,12 @@ const CANDIDATE_TASKS_PER_LANE = 4;
 const KMEANS_ROUNDS = 3;
 
 /**
- * The weighted distance between the fingerprints at a[ao..] and b[bo..]. Summed per tensor, then
+ * The weighted distance between two fingerprints. Summed per tensor, then
  * weighed (the weight is constant over a tensor's samples), in four running sums so that additions
  * do not wait on each other: in a large group this runs (members x candidates x positions) times.
  * The neighbour search on the worker threads calls it too, so their distances are bit-identical.
  */
-function weightedDistance(a: Float32Array, ao: number, b: Float32Array, bo: number, segmentStart: Int32Array, segmentEnd: Int32Array, segmentWeight: Float64Array): number {
+function weightedDistance(a: Float32Array, b: Float32Array, segmentStart: Int32Array, segmentEnd: Int32Array, segmentWeight: Float64Array): number {
   let d2 = 0;
   for (let s = 0; s < segmentStart.length; s++) {
     const weight = segmentWeight[s];
@@ -43,17 +43,17 @@ function weightedDistance(a: Float32Array, ao: number, b: Float32Array, bo: numb
     let k = segmentStart[s];
     // NaN: a value that could not be decoded (or an infinity); it is left out.
     for (; k + 3 < end; k += 4) {
-      const e0 = a[ao + k] - b[bo + k];
-      const e1 = a[ao + k + 1] - b[bo + k + 1];
-      const e2 = a[ao + k + 2] - b[bo + k + 2];
-      const e3 = a[ao + k + 3] - b[bo + k + 3];
+      const e0 = a[k] - b[k];
+      const e1 = a[k + 1] - b[k + 1];
+      const e2 = a[k + 2] - b[k + 2];
+      const e3 = a[k + 3] - b[k + 3];
       if (e0 === e0) s0 += e0 * e0;
       if (e1 === e1) s1 += e1 * e1;
       if (e2 === e2) s2 += e2 * e2;
       if (e3 === e3) s3 += e3 * e3;
     }
     for (; k < end; k++) {
-      const e = a[ao + k] - b[bo + k];
+      const e = a[k] - b[k];
       if (e === e) s0 += e * e;
     }
     d2 += weight * (s0 + s1 + s2 + s3);
@@ -127,7 +127,7 @@ function prepareMetrics(values: readonly Float32Array[], segments: readonly Fing
   const segmentCount = segments.length;
   const segmentStart = Int32Array.from(segments, (segment) => segment.offset);
   const segmentEnd = Int32Array.from(segments, (segment) => segment.offset + segment.count);
-  const exactDistance = (i: number, j: number): number => weightedDistance(values[i], 0, values[j], 0, segmentStart, segmentEnd, segmentWeight);
+  const exactDistance = (i: number, j: number): number => weightedDistance(values[i], values[j], segmentStart, segmentEnd, segmentWeight);
   const informative = values.map((v) => segments.map((segment) => {
     let count = 0;
     for (let k = segment.offset; k < segment.offset + segment.count; k++) if (!trivial(v[k])) count++;
@@ -265,12 +265,11 @@ class PairMemo {
 
 /**
  * What the candidate search of a large group needs, in typed arrays only, so it can run on worker
- * threads: there `rows` and `sketch` are views of shared memory (not copied), the rest is small.
+ * threads: there the fingerprints and `sketch` are views of shared memory (not copied), the rest is small.
  */
 export interface NeighbourSearch {
-  /** The fingerprints end to end, `rowLength` values each. */
-  rows: Float32Array;
-  rowLength: number;
+  /** Each member's fingerprint. */
+  rows: Float32Array[];
   segmentStart: Int32Array;
   segmentEnd: Int32Array;
   segmentWeight: Float64Array;
@@ -299,10 +298,18 @@ export interface CandidateDistances {
  */
 function neighbourSearch(values: readonly Float32Array[], weightAt: Float64Array, segmentStart: Int32Array, segmentEnd: Int32Array, segmentWeight: Float64Array, shared: boolean): NeighbourSearch {
   const n = values.length;
-  const rowLength = weightAt.length;
   const floats = (count: number) => new Float32Array(shared ? new SharedArrayBuffer(count * 4) : new ArrayBuffer(count * 4));
-  const rows = floats(n * rowLength);
-  values.forEach((v, i) => rows.set(v, i * rowLength));
+  // Fingerprints read on the workers already are in shared memory (see tasks.ts); others (from a cache) are copied there.
+  const copied = shared ? values.filter((v) => !(v.buffer instanceof SharedArrayBuffer)) : [];
+  const copies = floats(copied.reduce((sum, v) => sum + v.length, 0));
+  let at = 0;
+  const copyOf = new Map(copied.map((v) => {
+    const copy = copies.subarray(at, at + v.length);
+    copy.set(v);
+    at += v.length;
+    return [v, copy];
+  }));
+  const rows = values.map((v) => copyOf.get(v) ?? v);
   const usable: number[] = [];
   for (let k = 0; k < weightAt.length; k++) if (weightAt[k] > 0) usable.push(k);
   const step = Math.max(1, usable.length / SKETCH_SIZE);
@@ -350,7 +357,7 @@ function neighbourSearch(values: readonly Float32Array[], weightAt: Float64Array
   const clusterMembers = new Int32Array(n);
   const filled = clusterStart.slice(0, clusters);
   for (let i = 0; i < n; i++) clusterMembers[filled[assignment[i]]++] = i;
-  return { rows, rowLength, segmentStart, segmentEnd, segmentWeight, sketch, dim, centroids, clusterStart, clusterMembers };
+  return { rows, segmentStart, segmentEnd, segmentWeight, sketch, dim, centroids, clusterStart, clusterMembers };
 }
 
 function sketchDistance(a: Float32Array, ao: number, b: Float32Array, bo: number, dim: number): number {
@@ -368,7 +375,7 @@ function sketchDistance(a: Float32Array, ao: number, b: Float32Array, bo: number
  * nearest sketches get their exact distance. The kernel the worker threads run (tasks.ts).
  */
 export function nearestCandidates(search: NeighbourSearch, from: number, to: number): CandidateDistances {
-  const { rows, rowLength, sketch, dim, centroids, clusterStart, clusterMembers } = search;
+  const { rows, sketch, dim, centroids, clusterStart, clusterMembers } = search;
   const clusters = clusterStart.length - 1;
   const keep = EXACT_CANDIDATES;
   const out: CandidateDistances = { from, counts: new Int32Array(to - from), ids: new Int32Array((to - from) * keep), distances: new Float64Array((to - from) * keep) };
@@ -392,7 +399,7 @@ export function nearestCandidates(search: NeighbourSearch, from: number, to: num
     for (let c = 0; c < kept; c++) {
       const j = candidateIds[c];
       out.ids[at + c] = j;
-      out.distances[at + c] = weightedDistance(rows, i * rowLength, rows, j * rowLength, search.segmentStart, search.segmentEnd, search.segmentWeight);
+      out.distances[at + c] = weightedDistance(rows[i], rows[j], search.segmentStart, search.segmentEnd, search.segmentWeight);
     }
   }
   return out;

@@ -21,7 +21,7 @@ export interface PackedFingerprints {
 export const lineageTasks = {
   /**
    * Sampled values of several checkpoints for weight-based lineage (see fingerprint.ts), in input
-   * order, packed in one buffer: one message and one moved buffer per task, whatever its size.
+   * order, packed in one buffer of shared memory: one message and no copy per task, whatever its size.
    */
   fingerprints: async (input: { inputs: FingerprintInput[] }, ctx: TaskContext): Promise<PackedFingerprints> => {
     let done = 0;
@@ -32,7 +32,8 @@ export const lineageTasks = {
       ctx.progress(++done / input.inputs.length);
       return values;
     });
-    const values = new Float32Array(each.reduce((sum, v) => sum + v.length, 0));
+    // Shared memory: the views main keeps can be handed to every worker for a large group's neighbour search without a copy.
+    const values = new Float32Array(new SharedArrayBuffer(4 * each.reduce((sum, v) => sum + v.length, 0)));
     let offset = 0;
     for (const v of each) {
       values.set(v, offset);
