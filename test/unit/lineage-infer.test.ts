@@ -124,12 +124,18 @@ test('unrelated models of one architecture get no edge at all', () => {
   assert.deepEqual(infer({ x: normals(31, L, 1), y: normals(32, L, 1), z: normals(33, L, 0.5) }), []);
 });
 
-test('a large group (past EXACT_PAIRS_MAX) gets the same neighbours and distances whether its candidate search runs inline or on the worker pool', async () => {
+test('a large group (past EXACT_PAIRS_MAX) gets the same neighbours, distances and shared values whether its candidate search runs inline or on the worker pool', async () => {
   // A branching run of 400 checkpoints, in 3 tensors of unequal scale (with a value that cannot be decoded).
   const segments = [{ name: 'a', offset: 0, count: 96 }, { name: 'b', offset: 96, count: 64 }, { name: 'c', offset: 160, count: 37 }];
   const length = 197;
   const values: Float32Array[] = [normals(11, length, 0.05)];
-  for (let i = 1; i < 400; i++) values.push(add(values[Math.floor(i / 3)], normals(100 + i, length, 0.002)));
+  for (let i = 1; i < 400; i++) {
+    const parent = values[Math.floor(i / 3)];
+    const child = add(parent, normals(100 + i, length, 0.002));
+    // Some leave part of their parent bit-identical (as partial fine-tunes do).
+    if (i % 5 === 0) child.set(parent.subarray(0, 40 + (i % 50)));
+    values.push(child);
+  }
   for (const v of values) v.fill(Number.NaN, 160, 161);
   const numel = [96 * 64, 64, 37];
   const inline = groupMetrics(values, segments, numel);
@@ -143,7 +149,15 @@ test('a large group (past EXACT_PAIRS_MAX) gets the same neighbours and distance
     }, pool.concurrency, values, segments, numel);
     assert.ok(tasks > 1, 'the search was split over the threads');
     assert.deepEqual(pooled.neighbours, inline.neighbours);
-    for (let i = 0; i < values.length; i++) for (const j of inline.neighbours[i]) assert.equal(pooled.dist(i, j), inline.dist(i, j));
+    let sharing = 0;
+    for (let i = 0; i < values.length; i++) {
+      for (const j of inline.neighbours[i]) {
+        assert.equal(pooled.dist(i, j), inline.dist(i, j));
+        assert.equal(pooled.shared(i, j), inline.shared(i, j));
+        if (inline.shared(i, j) > 0) sharing++;
+      }
+    }
+    assert.ok(sharing > 0, 'some neighbours share values');
   } finally {
     await pool.dispose();
   }

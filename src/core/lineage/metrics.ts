@@ -61,6 +61,34 @@ function weightedDistance(a: Float32Array, b: Float32Array, segmentStart: Int32A
   return Math.sqrt(d2);
 }
 
+/** What sharedShare needs besides the fingerprints (typed arrays, for the worker threads too). */
+interface ShareOf {
+  segmentStart: Int32Array;
+  segmentEnd: Int32Array;
+  segmentWeight: Float64Array;
+  segmentNumel: Float64Array;
+  totalNumel: number;
+  /** Non-trivial values of member i in tensor s at i * segments + s. */
+  informative: Int32Array;
+}
+
+/** Estimated share of parameters bit-identical in members i and j (non-trivial values only); one function for every thread. */
+function sharedShare(a: Float32Array, i: number, b: Float32Array, j: number, of: ShareOf): number {
+  const segments = of.segmentStart.length;
+  let sharedParams = 0;
+  for (let s = 0; s < segments; s++) {
+    if (of.segmentWeight[s] === 0) continue;
+    let equal = 0;
+    const end = of.segmentEnd[s];
+    for (let k = of.segmentStart[s]; k < end; k++) {
+      const x = a[k];
+      if (x === b[k] && x !== 0 && x !== 1 && x !== -1) equal++; // not trivial(x)
+    }
+    if (equal > 0) sharedParams += (equal / Math.max(of.informative[i * segments + s], of.informative[j * segments + s])) * of.segmentNumel[s];
+  }
+  return sharedParams / of.totalNumel;
+}
+
 /** A value equal in unrelated models by construction (zero biases, unit norms): not evidence of descent. */
 function trivial(x: number): boolean {
   return x === 0 || x === 1 || x === -1;
@@ -128,28 +156,16 @@ function prepareMetrics(values: readonly Float32Array[], segments: readonly Fing
   const segmentStart = Int32Array.from(segments, (segment) => segment.offset);
   const segmentEnd = Int32Array.from(segments, (segment) => segment.offset + segment.count);
   const exactDistance = (i: number, j: number): number => weightedDistance(values[i], values[j], segmentStart, segmentEnd, segmentWeight);
-  const informative = values.map((v) => segments.map((segment) => {
+  const segmentNumel = Float64Array.from(segments, (_, s) => numel[s]);
+  // Non-trivial values per member and tensor (in shared memory: the workers' neighbour search reads it).
+  const informative = new Int32Array(new SharedArrayBuffer(4 * Math.max(1, n * segmentCount)));
+  values.forEach((v, i) => segments.forEach((segment, s) => {
     let count = 0;
     for (let k = segment.offset; k < segment.offset + segment.count; k++) if (!trivial(v[k])) count++;
-    return count;
+    informative[i * segmentCount + s] = count;
   }));
-  const exactShared = (i: number, j: number): number => {
-    const a = values[i];
-    const b = values[j];
-    let sharedParams = 0;
-    for (let s = 0; s < segmentCount; s++) {
-      if (segmentWeight[s] === 0) continue;
-      let equal = 0;
-      const end = segmentEnd[s];
-      for (let k = segmentStart[s]; k < end; k++) {
-        const x = a[k];
-        if (x === b[k] && x !== 0 && x !== 1 && x !== -1) equal++; // not trivial(x)
-      }
-      if (equal > 0) sharedParams += (equal / Math.max(informative[i][s], informative[j][s])) * numel[s];
-    }
-    return sharedParams / totalNumel;
-  };
-
+  const shareOf: ShareOf = { segmentStart, segmentEnd, segmentWeight, segmentNumel, totalNumel, informative };
+  const exactShared = (i: number, j: number): number => sharedShare(values[i], i, values[j], j, shareOf);
   const memo = (compute: (i: number, j: number) => number, same: number) => {
     const known = new PairMemo(n);
     const get = (i: number, j: number): number => {
@@ -165,7 +181,8 @@ function prepareMetrics(values: readonly Float32Array[], segments: readonly Fing
   };
   const distances = memo(exactDistance, 0);
   const dist = distances.get;
-  const shared = memo(exactShared, 1).get;
+  const shares = memo(exactShared, 1);
+  const shared = shares.get;
 
   const indexed = n > EXACT_PAIRS_MAX;
   const metrics = { n, values, segments, segmentWeight, numel, weightAt, sqNorm, positions, dist, shared, indexed };
@@ -177,8 +194,8 @@ function prepareMetrics(values: readonly Float32Array[], segments: readonly Fing
   };
   return {
     metrics,
-    neighbours: (parts: readonly CandidateDistances[]) => neighboursFromCandidates(n, parts, dist, distances.known),
-    search: (sharedMemory: boolean) => neighbourSearch(values, weightAt, segmentStart, segmentEnd, segmentWeight, sharedMemory),
+    neighbours: (parts: readonly CandidateDistances[]) => neighboursFromCandidates(n, parts, dist, distances.known, shares.known),
+    search: (sharedMemory: boolean) => neighbourSearch(values, weightAt, shareOf, sharedMemory),
     allPairs,
   };
 }
@@ -270,9 +287,8 @@ class PairMemo {
 export interface NeighbourSearch {
   /** Each member's fingerprint. */
   rows: Float32Array[];
-  segmentStart: Int32Array;
-  segmentEnd: Int32Array;
-  segmentWeight: Float64Array;
+  /** Tensors' places and weights, and what shared-value shares need. */
+  shareOf: ShareOf;
   /** `dim` weighted coordinates per member. */
   sketch: Float32Array;
   dim: number;
@@ -289,6 +305,8 @@ export interface CandidateDistances {
   /** EXACT_CANDIDATES slots per member. */
   ids: Int32Array;
   distances: Float64Array;
+  /** Shared-value shares with the INDEX_NEIGHBOURS nearest candidates by exact distance (in that order), INDEX_NEIGHBOURS slots per member. */
+  shares: Float64Array;
 }
 
 /**
@@ -296,7 +314,7 @@ export interface CandidateDistances {
  * distances estimate the full ones) and the sketches clustered (a few k-means rounds, about
  * sqrt(n) clusters). `shared`: the fingerprints and sketches go in shared memory for the workers.
  */
-function neighbourSearch(values: readonly Float32Array[], weightAt: Float64Array, segmentStart: Int32Array, segmentEnd: Int32Array, segmentWeight: Float64Array, shared: boolean): NeighbourSearch {
+function neighbourSearch(values: readonly Float32Array[], weightAt: Float64Array, shareOf: ShareOf, shared: boolean): NeighbourSearch {
   const n = values.length;
   const floats = (count: number) => new Float32Array(shared ? new SharedArrayBuffer(count * 4) : new ArrayBuffer(count * 4));
   // Fingerprints read on the workers already are in shared memory (see tasks.ts); others (from a cache) are copied there.
@@ -357,7 +375,7 @@ function neighbourSearch(values: readonly Float32Array[], weightAt: Float64Array
   const clusterMembers = new Int32Array(n);
   const filled = clusterStart.slice(0, clusters);
   for (let i = 0; i < n; i++) clusterMembers[filled[assignment[i]]++] = i;
-  return { rows, segmentStart, segmentEnd, segmentWeight, sketch, dim, centroids, clusterStart, clusterMembers };
+  return { rows, shareOf, sketch, dim, centroids, clusterStart, clusterMembers };
 }
 
 function sketchDistance(a: Float32Array, ao: number, b: Float32Array, bo: number, dim: number): number {
@@ -375,10 +393,11 @@ function sketchDistance(a: Float32Array, ao: number, b: Float32Array, bo: number
  * nearest sketches get their exact distance. The kernel the worker threads run (tasks.ts).
  */
 export function nearestCandidates(search: NeighbourSearch, from: number, to: number): CandidateDistances {
-  const { rows, sketch, dim, centroids, clusterStart, clusterMembers } = search;
+  const { rows, shareOf, sketch, dim, centroids, clusterStart, clusterMembers } = search;
   const clusters = clusterStart.length - 1;
   const keep = EXACT_CANDIDATES;
-  const out: CandidateDistances = { from, counts: new Int32Array(to - from), ids: new Int32Array((to - from) * keep), distances: new Float64Array((to - from) * keep) };
+  const count = to - from;
+  const out: CandidateDistances = { from, counts: new Int32Array(count), ids: new Int32Array(count * keep), distances: new Float64Array(count * keep), shares: new Float64Array(count * INDEX_NEIGHBOURS) };
   // Scratch for the selections, reused for every member (no per-member allocation in the hot loop).
   const probeIds = new Int32Array(PROBES);
   const probeDistances = new Float64Array(PROBES);
@@ -399,10 +418,22 @@ export function nearestCandidates(search: NeighbourSearch, from: number, to: num
     for (let c = 0; c < kept; c++) {
       const j = candidateIds[c];
       out.ids[at + c] = j;
-      out.distances[at + c] = weightedDistance(rows[i], rows[j], search.segmentStart, search.segmentEnd, search.segmentWeight);
+      out.distances[at + c] = weightedDistance(rows[i], rows[j], shareOf.segmentStart, shareOf.segmentEnd, shareOf.segmentWeight);
     }
+    // The tree step compares every member with its neighbours by shared values: taken here too, in parallel.
+    nearestFirst(out, i - from).forEach((c, r) => {
+      const j = out.ids[at + c];
+      out.shares[(i - from) * INDEX_NEIGHBOURS + r] = sharedShare(rows[i], i, rows[j], j, shareOf);
+    });
   }
   return out;
+}
+
+/** Slots of member r's INDEX_NEIGHBOURS nearest candidates by exact distance, nearest first (ties in sketch order). */
+function nearestFirst(part: CandidateDistances, r: number): number[] {
+  const slots = Array.from({ length: part.counts[r] }, (_, c) => c);
+  const at = r * EXACT_CANDIDATES;
+  return slots.sort((x, y) => part.distances[at + x] - part.distances[at + y]).slice(0, INDEX_NEIGHBOURS);
 }
 
 /**
@@ -410,19 +441,20 @@ export function nearestCandidates(search: NeighbourSearch, from: number, to: num
  * INDEX_NEIGHBOURS nearest of each member's candidates by exact distance, made symmetric.
  * `known` takes in the exact distances the search computed.
  */
-function neighboursFromCandidates(n: number, parts: readonly CandidateDistances[], dist: (i: number, j: number) => number, known: (i: number, j: number, d: number) => void): number[][] {
+function neighboursFromCandidates(
+  n: number, parts: readonly CandidateDistances[], dist: (i: number, j: number) => number,
+  knownDistance: (i: number, j: number, d: number) => void, knownShare: (i: number, j: number, share: number) => void,
+): number[][] {
   const out: number[][] = new Array(n);
   for (const part of parts) {
     for (let r = 0; r < part.counts.length; r++) {
       const i = part.from + r;
-      const exact: { j: number; d: number }[] = [];
-      for (let c = 0; c < part.counts[r]; c++) {
+      for (let c = 0; c < part.counts[r]; c++) knownDistance(i, part.ids[r * EXACT_CANDIDATES + c], part.distances[r * EXACT_CANDIDATES + c]);
+      out[i] = nearestFirst(part, r).map((c, k) => {
         const j = part.ids[r * EXACT_CANDIDATES + c];
-        const d = part.distances[r * EXACT_CANDIDATES + c];
-        known(i, j, d);
-        exact.push({ j, d });
-      }
-      out[i] = exact.sort((a, b) => a.d - b.d).slice(0, INDEX_NEIGHBOURS).map(({ j }) => j);
+        knownShare(i, j, part.shares[r * INDEX_NEIGHBOURS + k]);
+        return j;
+      });
     }
   }
   // Neighbourhood is symmetric: j near i makes i a candidate of j.
