@@ -12,8 +12,9 @@
 // Run: npm run bench -- lineage-zoos   (GRAFT_ZOOS=<count> for fewer zoos, GRAFT_ZOO_SEED=<seed> for
 // one, GRAFT_ZOO_VERBOSE=1 to print every miss; GRAFT_SCALE_ONLY=1 for the scale run alone,
 // GRAFT_SCALE_MEMBERS=<count> for another size, GRAFT_SCALE_DTYPE=BF16 to store the run in bf16,
-// GRAFT_SCALE_PROFILE=<folder> to write a CPU profile of the cold run there, GRAFT_SCALE_INLINE=1 to
-// read fingerprints on the calling thread instead of the worker pool `graft lineage` uses)
+// GRAFT_SCALE_PROFILE=<folder> to write a CPU profile of the cold run there (and of its worker
+// threads), GRAFT_SCALE_INLINE=1 to scan, read fingerprints and search neighbours on the calling
+// thread instead of the worker pool `graft lineage` uses)
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -129,8 +130,8 @@ interface ColdRun {
 
 /**
  * In a fresh process: scan the folder, read every fingerprint, infer the lineage, as `graft lineage`
- * does (fingerprints on a worker pool with a thread per core; GRAFT_SCALE_INLINE=1 reads them on
- * the calling thread instead).
+ * does (the scan, the fingerprints and a large group's neighbour search on a worker pool with a
+ * thread per core; GRAFT_SCALE_INLINE=1 runs them on the calling thread instead).
  */
 async function coldRun(root: string, result: string): Promise<void> {
   const pool = process.env.GRAFT_SCALE_INLINE ? undefined : new WorkerPool<GraftTasks>({ workerScript: path.resolve('dist', 'worker.js'), size: defaultPoolSize({ reserveMainThread: false }) });
@@ -205,7 +206,7 @@ function scale(): void {
     const found = new Set(run.edges.map((e) => [e.parent, e.child].sort().join('\0')));
     const recovered = [...parentOf].filter(([child, parent]) => found.has([parent, child].sort().join('\0'))).length;
     console.log(`scale: ${run.checkpoints} checkpoints of one architecture (${SCALE_TENSORS} tensors of ${SCALE_SHAPE.join('x')} ${SCALE_DTYPE}), ${writeMs > 0 ? `written in ${(writeMs / 1000).toFixed(1)} s` : 'written by an earlier run'} (not timed)`);
-    console.log(`  cold (new process, no cache of any kind; files in the OS page cache; fingerprints ${process.env.GRAFT_SCALE_INLINE ? 'on the calling thread' : 'on the worker pool'}): ${(wallMs / 1000).toFixed(2)} s wall from process start ` +
+    console.log(`  cold (new process, no cache of any kind; files in the OS page cache; scan, fingerprints and neighbour search ${process.env.GRAFT_SCALE_INLINE ? 'on the calling thread' : 'on the worker pool'}): ${(wallMs / 1000).toFixed(2)} s wall from process start ` +
       `${wallMs < SCALE_TARGET_MS ? 'within' : 'OVER'} the ${SCALE_TARGET_MS / 1000} s target; scan ${(run.scanMs / 1000).toFixed(2)} s, fingerprints and inference ${(run.lineageMs / 1000).toFixed(2)} s`);
     console.log(`  CPU ${((run.cpuUserMs + run.cpuSystemMs) / 1000).toFixed(2)} s (user ${(run.cpuUserMs / 1000).toFixed(2)}, system ${(run.cpuSystemMs / 1000).toFixed(2)}); load average ${load.toFixed(2)} on ${os.cpus().length} cores before the run`);
     console.log(`  ${run.edges.length} edges; true links recovered ${recovered}/${parentOf.size} (${((100 * recovered) / parentOf.size).toFixed(1)}%), false ${run.edges.length - recovered}`);
