@@ -135,6 +135,7 @@ interface ColdRun {
  */
 async function coldRun(root: string, result: string): Promise<void> {
   const pool = process.env.GRAFT_SCALE_INLINE ? undefined : new WorkerPool<GraftTasks>({ workerScript: path.resolve('dist', 'worker.js'), size: defaultPoolSize({ reserveMainThread: false }) });
+  pool?.prestart(); // as `graft lineage` does
   try {
     await coldRunOn(root, result, pool);
   } finally {

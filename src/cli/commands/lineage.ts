@@ -47,6 +47,8 @@ export const lineageCommand: CliCommand = {
     const hfCache = values['hf-cache'] !== undefined ? path.resolve(ctx.cwd, values['hf-cache']) : null;
     if (hfCache) checkFolder(hfCache, '--hf-cache');
 
+    // All threads start loading now, while the roots are resolved, not one at the scan's first task.
+    ctx.startRunner?.();
     const catalog = await scanCatalog([dir], { hfCache, signal: ctx.signal, runner: ctx.runner() });
     const graph = await buildLineage(catalog, { root: dir, infer: !values['no-infer'], runner: ctx.runner(), signal: ctx.signal });
     for (const problem of catalog.problems) ctx.stderr(`graft lineage: warning: ${escapeControl(`${displayPath(problem.path, ctx.cwd)}: ${problem.message}`)}\n`);

@@ -29,10 +29,15 @@ const KMEANS_ROUNDS = 3;
  * weighed (the weight is constant over a tensor's samples), in four running sums so that additions
  * do not wait on each other: in a large group this runs (members x candidates x positions) times.
  * The neighbour search on the worker threads calls it too, so their distances are bit-identical.
+ * Infinity once the distance is known to exceed `beyond`.
  */
-function weightedDistance(a: Float32Array, b: Float32Array, segmentStart: Int32Array, segmentEnd: Int32Array, segmentWeight: Float64Array): number {
+function weightedDistance(a: Float32Array, b: Float32Array, segmentStart: Int32Array, segmentEnd: Int32Array, segmentWeight: Float64Array, beyond = Infinity): number {
   let d2 = 0;
+  // With a margin over its rounding: a distance equal to `beyond` is never dropped.
+  const beyondSq = beyond * beyond * (1 + 1e-9);
   for (let s = 0; s < segmentStart.length; s++) {
+    // Every tensor adds to the sum: once past `beyond` it can only grow (the caller needs no more).
+    if (d2 > beyondSq) return Infinity;
     const weight = segmentWeight[s];
     if (weight === 0) continue;
     const end = segmentEnd[s];
@@ -403,6 +408,8 @@ export function nearestCandidates(search: NeighbourSearch, from: number, to: num
   const probeDistances = new Float64Array(PROBES);
   const candidateIds = new Int32Array(keep);
   const candidateDistances = new Float64Array(keep);
+  const nearestIds = new Int32Array(INDEX_NEIGHBOURS);
+  const nearestDistances = new Float64Array(INDEX_NEIGHBOURS);
   for (let i = from; i < to; i++) {
     const probes = smallest(clusters, (c) => sketchDistance(sketch, i * dim, centroids, c * dim, dim), probeIds, probeDistances);
     let kept = 0;
@@ -415,10 +422,18 @@ export function nearestCandidates(search: NeighbourSearch, from: number, to: num
     }
     const at = (i - from) * keep;
     out.counts[i - from] = kept;
+    // A candidate farther than the INDEX_NEIGHBOURS-th nearest so far cannot be kept: its distance
+    // is dropped (Infinity) as soon as its partial sum passes that one. The kept ones are exact.
+    nearestIds.fill(-1);
+    nearestDistances.fill(Infinity);
+    let known = 0;
     for (let c = 0; c < kept; c++) {
       const j = candidateIds[c];
       out.ids[at + c] = j;
-      out.distances[at + c] = weightedDistance(rows[i], rows[j], shareOf.segmentStart, shareOf.segmentEnd, shareOf.segmentWeight);
+      const beyond = known < INDEX_NEIGHBOURS ? Infinity : nearestDistances[INDEX_NEIGHBOURS - 1];
+      const d = weightedDistance(rows[i], rows[j], shareOf.segmentStart, shareOf.segmentEnd, shareOf.segmentWeight, beyond);
+      out.distances[at + c] = d;
+      if (d !== Infinity) known = insertSmallest(c, d, nearestIds, nearestDistances, known);
     }
     // The tree step compares every member with its neighbours by shared values: taken here too, in parallel.
     nearestFirst(out, i - from).forEach((c, r) => {
@@ -449,7 +464,10 @@ function neighboursFromCandidates(
   for (const part of parts) {
     for (let r = 0; r < part.counts.length; r++) {
       const i = part.from + r;
-      for (let c = 0; c < part.counts[r]; c++) knownDistance(i, part.ids[r * EXACT_CANDIDATES + c], part.distances[r * EXACT_CANDIDATES + c]);
+      for (let c = 0; c < part.counts[r]; c++) {
+        const d = part.distances[r * EXACT_CANDIDATES + c];
+        if (d !== Infinity) knownDistance(i, part.ids[r * EXACT_CANDIDATES + c], d);
+      }
       out[i] = nearestFirst(part, r).map((c, k) => {
         const j = part.ids[r * EXACT_CANDIDATES + c];
         knownShare(i, j, part.shares[r * INDEX_NEIGHBOURS + k]);
