@@ -366,9 +366,9 @@ export async function buildLineage(catalog: Catalog, options: BuildLineageOption
           ...(draft.node.dtype ? { dtype: draft.node.dtype } : {}),
         };
       });
-      // A large group's neighbour search runs on every thread of the runner.
+      // A large group's neighbour search runs on every thread of the pool (even one: the extension host stays free).
       const searchRange = (search: NeighbourSearch, from: number, to: number) => runner.run('nearestCandidates', { search, from, to }, { signal: options.signal });
-      const metrics = await groupMetricsOn(searchRange, runner.concurrency, members.map((m) => m.values), segments, segments.map((s) => numelByName.get(s.name) ?? s.count));
+      const metrics = await groupMetricsOn(options.runner ? searchRange : undefined, runner.concurrency, members.map((m) => m.values), segments, segments.map((s) => numelByName.get(s.name) ?? s.count));
       for (const edge of inferGroupEdges(members, metrics, declared)) addEdge(edge);
     }
   }

@@ -19,6 +19,14 @@ const SKETCH_SIZE = 64;
 const PROBES = 3;
 /** Candidates from the sketches whose exact distances are taken (the neighbours kept are the nearest of them). */
 const EXACT_CANDIDATES = 2 * INDEX_NEIGHBOURS;
+/** Whether this platform has shared memory (Node always has); without it a large group's search stays on the calling thread. */
+export const SHARED_MEMORY = typeof SharedArrayBuffer === 'function';
+
+/** Memory the worker threads see without a copy where the platform has it, else plain memory. */
+export function sharedBytes(bytes: number): ArrayBuffer | SharedArrayBuffer {
+  return SHARED_MEMORY ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
+}
+
 /** Candidate search tasks per thread: a thread that finishes early takes another range. */
 const CANDIDATE_TASKS_PER_LANE = 4;
 /** Rounds of k-means over the sketches. */
@@ -163,7 +171,7 @@ function prepareMetrics(values: readonly Float32Array[], segments: readonly Fing
   const exactDistance = (i: number, j: number): number => weightedDistance(values[i], values[j], segmentStart, segmentEnd, segmentWeight);
   const segmentNumel = Float64Array.from(segments, (_, s) => numel[s]);
   // Non-trivial values per member and tensor (in shared memory: the workers' neighbour search reads it).
-  const informative = new Int32Array(new SharedArrayBuffer(4 * Math.max(1, n * segmentCount)));
+  const informative = new Int32Array(sharedBytes(4 * n * segmentCount));
   values.forEach((v, i) => segments.forEach((segment, s) => {
     let count = 0;
     for (let k = segment.offset; k < segment.offset + segment.count; k++) if (!trivial(v[k])) count++;
@@ -222,17 +230,18 @@ export type CandidateRunner = (search: NeighbourSearch, from: number, to: number
 /**
  * groupMetrics() with a large group's candidate search (its costliest part: exact distances to
  * every member's nearest sketches) split into ranges run by `run` (the worker pool, `lanes` at a
- * time), over fingerprints in shared memory. The same neighbours as groupMetrics().
+ * time), over fingerprints in shared memory; without `run` (or shared memory) on this thread.
+ * The same neighbours as groupMetrics().
  */
-export async function groupMetricsOn(run: CandidateRunner, lanes: number, values: readonly Float32Array[], segments: readonly FingerprintSegment[], numel: readonly number[]): Promise<GroupMetrics> {
+export async function groupMetricsOn(run: CandidateRunner | undefined, lanes: number, values: readonly Float32Array[], segments: readonly FingerprintSegment[], numel: readonly number[]): Promise<GroupMetrics> {
   const prepared = prepareMetrics(values, segments, numel);
   if (!prepared.metrics.indexed) return { ...prepared.metrics, neighbours: prepared.allPairs() };
-  if (lanes < 2) return { ...prepared.metrics, neighbours: prepared.neighbours([nearestCandidates(prepared.search(false), 0, values.length)]) };
+  if (!run || !SHARED_MEMORY) return { ...prepared.metrics, neighbours: prepared.neighbours([nearestCandidates(prepared.search(false), 0, values.length)]) };
   const search = prepared.search(true);
   const n = values.length;
-  const ranges = Math.min(n, lanes * CANDIDATE_TASKS_PER_LANE);
+  const ranges = Math.min(n, Math.max(1, lanes) * CANDIDATE_TASKS_PER_LANE);
   const bounds = Array.from({ length: ranges + 1 }, (_, r) => Math.floor((r * n) / ranges));
-  const parts = await mapLimit(bounds.slice(0, -1), lanes, (from, r) => run(search, from, bounds[r + 1]));
+  const parts = await mapLimit(bounds.slice(0, -1), Math.max(1, lanes), (from, r) => run(search, from, bounds[r + 1]));
   return { ...prepared.metrics, neighbours: prepared.neighbours(parts) };
 }
 
@@ -321,7 +330,7 @@ export interface CandidateDistances {
  */
 function neighbourSearch(values: readonly Float32Array[], weightAt: Float64Array, shareOf: ShareOf, shared: boolean): NeighbourSearch {
   const n = values.length;
-  const floats = (count: number) => new Float32Array(shared ? new SharedArrayBuffer(count * 4) : new ArrayBuffer(count * 4));
+  const floats = (count: number) => new Float32Array(shared ? sharedBytes(count * 4) : new ArrayBuffer(count * 4));
   // Fingerprints read on the workers already are in shared memory (see tasks.ts); others (from a cache) are copied there.
   const copied = shared ? values.filter((v) => !(v.buffer instanceof SharedArrayBuffer)) : [];
   const copies = floats(copied.reduce((sum, v) => sum + v.length, 0));

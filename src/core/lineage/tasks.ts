@@ -3,7 +3,7 @@ import { mapLimit } from '../engine/pool';
 import type { TaskContext } from '../engine/task';
 import { SMALL_IO_BLOCKS_THREAD } from '../files';
 import { computeFingerprint, type FingerprintInput } from './fingerprint';
-import { nearestCandidates, type CandidateDistances, type NeighbourSearch } from './metrics';
+import { nearestCandidates, sharedBytes, type CandidateDistances, type NeighbourSearch } from './metrics';
 
 /**
  * Fingerprints one task reads at once on the calling thread, where each is a few small reads
@@ -33,7 +33,7 @@ export const lineageTasks = {
       return values;
     });
     // Shared memory: the views main keeps can be handed to every worker for a large group's neighbour search without a copy.
-    const values = new Float32Array(new SharedArrayBuffer(4 * each.reduce((sum, v) => sum + v.length, 0)));
+    const values = new Float32Array(sharedBytes(4 * each.reduce((sum, v) => sum + v.length, 0)));
     let offset = 0;
     for (const v of each) {
       values.set(v, offset);
