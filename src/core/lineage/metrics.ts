@@ -33,43 +33,24 @@ const CANDIDATE_TASKS_PER_LANE = 4;
 const KMEANS_ROUNDS = 3;
 
 /**
- * The weighted distance between two fingerprints. Summed per tensor, then
- * weighed (the weight is constant over a tensor's samples), in four running sums so that additions
- * do not wait on each other: in a large group this runs (members x candidates x positions) times.
- * The neighbour search on the worker threads calls it too, so their distances are bit-identical.
- * Infinity once the distance is known to exceed `beyond`.
+ * The weighted distance between two fingerprints, summed value by value in order (the same sums,
+ * bit for bit, as ever: reordering them moves results in the last bits, and merge tests compare
+ * residuals with thresholds). The neighbour search on the worker threads calls it too, so their
+ * distances are bit-identical. Infinity once the distance is known to exceed `beyond` (checked
+ * between tensors: the sum only grows).
  */
 function weightedDistance(a: Float32Array, b: Float32Array, segmentStart: Int32Array, segmentEnd: Int32Array, segmentWeight: Float64Array, beyond = Infinity): number {
   let d2 = 0;
   // With a margin over its rounding: a distance equal to `beyond` is never dropped.
   const beyondSq = beyond * beyond * (1 + 1e-9);
   for (let s = 0; s < segmentStart.length; s++) {
-    // Every tensor adds to the sum: once past `beyond` it can only grow (the caller needs no more).
     if (d2 > beyondSq) return Infinity;
     const weight = segmentWeight[s];
-    if (weight === 0) continue;
     const end = segmentEnd[s];
-    let s0 = 0;
-    let s1 = 0;
-    let s2 = 0;
-    let s3 = 0;
-    let k = segmentStart[s];
-    // NaN: a value that could not be decoded (or an infinity); it is left out.
-    for (; k + 3 < end; k += 4) {
-      const e0 = a[k] - b[k];
-      const e1 = a[k + 1] - b[k + 1];
-      const e2 = a[k + 2] - b[k + 2];
-      const e3 = a[k + 3] - b[k + 3];
-      if (e0 === e0) s0 += e0 * e0;
-      if (e1 === e1) s1 += e1 * e1;
-      if (e2 === e2) s2 += e2 * e2;
-      if (e3 === e3) s3 += e3 * e3;
-    }
-    for (; k < end; k++) {
+    for (let k = segmentStart[s]; k < end; k++) {
       const e = a[k] - b[k];
-      if (e === e) s0 += e * e;
+      if (e === e) d2 += weight * e * e; // NaN: a value that could not be decoded (or an infinity)
     }
-    d2 += weight * (s0 + s1 + s2 + s3);
   }
   return Math.sqrt(d2);
 }
