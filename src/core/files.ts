@@ -81,7 +81,7 @@ export async function openRegularFile(file: string): Promise<fs.promises.FileHan
 
 /** The first `maxBytes` of a regular file as UTF-8 (a cut multi-byte character at the end becomes U+FFFD). */
 export async function readFileHead(file: string, maxBytes: number): Promise<string> {
-  const handle = await openSmallReader(file);
+  const handle = await openReader(file);
   try {
     const buffer = Buffer.alloc(maxBytes);
     let filled = 0;
@@ -105,13 +105,14 @@ export interface ReadHandle {
 }
 
 /**
- * Worker threads open, stat, list and read the small files of a scan (headers, configs, cards,
- * fingerprint samples) with blocking calls: a worker has nothing else to do while it waits, and
- * from the page cache the hop to libuv's thread pool and back costs more than the call itself
- * (about 0.1 ms a call: a second per 10,000 files). A main thread (the extension host, a CLI
- * running inline) must stay responsive, so it goes through libuv's pool.
+ * Worker threads open, stat, list and read files with blocking calls: the small files of a scan
+ * (headers, configs, cards, fingerprint samples) and the tensor ranges that statistics, diffs and
+ * merges stream. A worker has nothing else to do while it waits, and from the page cache the hop
+ * to libuv's thread pool and back costs more than the call itself (about 0.1 ms a call: a second
+ * per 10,000 files), and lets one worker's reads queue behind another's. A main thread (the
+ * extension host, a CLI running inline) must stay responsive, so it goes through libuv's pool.
  */
-export const SMALL_IO_BLOCKS_THREAD = !isMainThread;
+export const IO_BLOCKS_THREAD = !isMainThread;
 
 /** A file descriptor read with blocking calls, behind the promise-returning ReadHandle shape. */
 class BlockingReader implements ReadHandle {
@@ -142,18 +143,18 @@ async function openRegularFileBlocking(file: string): Promise<ReadHandle> {
   }
 }
 
-/** openRegularFile() for reading a few bytes: with blocking calls on a worker thread (see SMALL_IO_BLOCKS_THREAD). */
-export function openSmallReader(file: string): Promise<ReadHandle> {
-  return SMALL_IO_BLOCKS_THREAD ? openRegularFileBlocking(file) : openRegularFile(file);
+/** openRegularFile() as a ReadHandle: with blocking calls on a worker thread (see IO_BLOCKS_THREAD). */
+export function openReader(file: string): Promise<ReadHandle> {
+  return IO_BLOCKS_THREAD ? openRegularFileBlocking(file) : openRegularFile(file);
 }
 
-/** The file system calls of a scan (listing folders, stat-ing files), blocking on a worker thread (see SMALL_IO_BLOCKS_THREAD). */
+/** The file system calls of a scan (listing folders, stat-ing files), blocking on a worker thread (see IO_BLOCKS_THREAD). */
 export const scanFs: {
   stat(p: string): Promise<fs.Stats>;
   readdir(p: string): Promise<fs.Dirent[]>;
   realpath(p: string): Promise<string>;
   readlink(p: string): Promise<string>;
-} = SMALL_IO_BLOCKS_THREAD
+} = IO_BLOCKS_THREAD
   ? {
     stat: async (p) => fs.statSync(p),
     readdir: async (p) => fs.readdirSync(p, { withFileTypes: true }),

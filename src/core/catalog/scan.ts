@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { appendAll } from '../collections';
 import { InlineRunner, mapLimit, type TaskRunner } from '../engine/pool';
 import { CancelledError } from '../engine/task';
-import { describeFsError, readFileHead, SMALL_IO_BLOCKS_THREAD, specialFileKind, scanFs } from '../files';
+import { describeFsError, readFileHead, IO_BLOCKS_THREAD, specialFileKind, scanFs } from '../files';
 import { GGUF_CATALOG_LIMITS, readGgufHeader } from '../gguf';
 import { openCheckpoint, type CheckpointLayout } from '../safetensors';
 import { CatalogCache, sameSources, type CachedFolder } from './cache';
@@ -63,7 +63,7 @@ const SAFETENSORS_SHARD = /-\d+-of-\d+\.safetensors$/;
 const CARD_READ_BYTES = 256 * 1024;
 const MAX_JSON_BYTES = 16 * 1024 * 1024;
 /** File calls in flight on a thread that goes through libuv's pool (one at a time where they block the thread). */
-const IO_CONCURRENCY = SMALL_IO_BLOCKS_THREAD ? 1 : 16;
+const IO_CONCURRENCY = IO_BLOCKS_THREAD ? 1 : 16;
 /** Folders per scanFolders task: a level's folders spread over a few tasks per thread, at most this many each. */
 const FOLDERS_PER_TASK_MAX = 64;
 const FOLDER_TASKS_PER_THREAD = 4;
@@ -250,7 +250,7 @@ async function scanFolder(folder: FolderToScan, realRoots: readonly string[]): P
 
 /** The scanFolders kernel: several folders listed (and read) in one task, in input order. */
 export async function scanFolders(input: { folders: FolderToScan[]; realRoots: string[] }): Promise<ScannedFolder[]> {
-  return mapLimit(input.folders, SMALL_IO_BLOCKS_THREAD ? 1 : IO_CONCURRENCY, (folder) => scanFolder(folder, input.realRoots));
+  return mapLimit(input.folders, IO_BLOCKS_THREAD ? 1 : IO_CONCURRENCY, (folder) => scanFolder(folder, input.realRoots));
 }
 
 export async function scanCatalog(roots: string[], options: ScanOptions = {}): Promise<Catalog> {

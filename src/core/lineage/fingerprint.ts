@@ -4,7 +4,7 @@
 // values per checkpoint, read with ranged reads, whatever its size. In a matrix the runs form a
 // block (blockPlan: distinct rows, one shared column), so a difference's rank can be estimated.
 import type { TaskContext } from '../engine/task';
-import { canDecode, openCheckpoint, openSmallForRead, readHeaderFrom, type TensorRef } from '../safetensors';
+import { canDecode, openCheckpoint, openReadHandle, readHeaderFrom, type TensorRef } from '../safetensors';
 import { blockPlan, readSamples, samplePlan, SAMPLE_RUN_LENGTH, DEFAULT_SAMPLES_PER_TENSOR, type SamplePlan, type SampleRequest } from '../sampling';
 
 /** Bump when the sampled positions or the layout change: cached fingerprints are then recomputed. */
@@ -69,7 +69,7 @@ export interface FingerprintInput {
 /** Reads a fingerprint. Tensors of a dtype that cannot be decoded are filled with NaN (ignored by comparisons). */
 export async function computeFingerprint(input: FingerprintInput, ctx: TaskContext): Promise<Float32Array> {
   // A single file is opened once for its header and its samples; other layouts go through openCheckpoint.
-  const single = input.path.endsWith('.safetensors') ? await openSmallForRead(input.path) : undefined;
+  const single = input.path.endsWith('.safetensors') ? await openReadHandle(input.path) : undefined;
   try {
     const tensors: TensorRef[] = single
       ? (await readHeaderFrom(single, input.path)).tensors.map((t) => ({ ...t, file: input.path }))
@@ -94,7 +94,7 @@ export async function computeFingerprint(input: FingerprintInput, ctx: TaskConte
     let done = 0;
     for (const [file, requests] of byFile) {
       ctx.throwIfCancelled();
-      const handle = single ?? (await openSmallForRead(file));
+      const handle = single ?? (await openReadHandle(file));
       try {
         await readSamples(handle, requests);
       } finally {

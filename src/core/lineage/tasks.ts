@@ -1,16 +1,16 @@
 // Lineage kernels for the worker pool (registered in src/worker/tasks.ts).
 import { mapLimit } from '../engine/pool';
 import type { TaskContext } from '../engine/task';
-import { SMALL_IO_BLOCKS_THREAD } from '../files';
+import { IO_BLOCKS_THREAD } from '../files';
 import { computeFingerprint, type FingerprintInput } from './fingerprint';
 import { nearestCandidates, sharedBytes, type CandidateDistances, type NeighbourSearch } from './metrics';
 
 /**
  * Fingerprints one task reads at once on the calling thread, where each is a few small reads
  * through libuv's pool, mostly waiting. A worker thread reads them one after another with blocking
- * calls (SMALL_IO_BLOCKS_THREAD): from the page cache that is faster than any overlap.
+ * calls (IO_BLOCKS_THREAD): from the page cache that is faster than any overlap.
  */
-const READS_IN_FLIGHT = SMALL_IO_BLOCKS_THREAD ? 1 : 8;
+const READS_IN_FLIGHT = IO_BLOCKS_THREAD ? 1 : 8;
 
 /** Several fingerprints in one buffer: `values` holds them end to end, `lengths` says where each ends. */
 export interface PackedFingerprints {

@@ -8,7 +8,8 @@ import { wasmKernels } from '../kernels';
 import { copiedOut, encodeResident, KernelWork } from '../kernels/merge';
 import { decodesToFloat64, encodeFromFloat32, LITTLE_ENDIAN } from '../safetensors/dtypes';
 import type { DType } from '../safetensors/types';
-import { READS_BLOCK_THREAD, readIntoBytes } from '../tensors/chunkReader';
+import { IO_BLOCKS_THREAD } from '../files';
+import { readIntoBytes } from '../tensors/chunkReader';
 import { elementRanges, FileHandles, streamUnits } from '../tensors/stream';
 import { methodOf, OperandReader, stageOf, type Founds } from './compute';
 import { operandsOf, type TensorJob } from './jobs';
@@ -165,11 +166,11 @@ async function forEachSubChunk<T>(
   }
 }
 
-/** Writes all of `bytes` at `position`; blocking on worker threads, as reads are (READS_BLOCK_THREAD). */
+/** Writes all of `bytes` at `position`; blocking on worker threads, as reads are (IO_BLOCKS_THREAD). */
 async function writeExactly(handle: FileHandle, bytes: Uint8Array, position: number, file: string): Promise<void> {
   let done = 0;
   while (done < bytes.byteLength) {
-    const bytesWritten = READS_BLOCK_THREAD
+    const bytesWritten = IO_BLOCKS_THREAD
       ? writeSync(handle.fd, bytes, done, bytes.byteLength - done, position + done)
       : (await handle.write(bytes, done, bytes.byteLength - done, position + done)).bytesWritten;
     if (bytesWritten === 0) throw new Error(`Writing "${file}" made no progress at byte ${position + done}.`);

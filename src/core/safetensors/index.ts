@@ -2,7 +2,7 @@
 // decoding, writing, and opening multi-file checkpoints.
 export * from './types';
 export { SafetensorsError, isSafetensorsError, safetensorsRuleOf, HEADER_ERROR_PREFIX, type HeaderRule, type SafetensorsRule } from './errors';
-export { readHeader, readHeaderFrom, readElements, readTensorBytes, openForRead, openSmallForRead } from './reader';
+export { readHeader, readHeaderFrom, readElements, readTensorBytes, openForRead, openReadHandle } from './reader';
 export { parseHeader, checkHeaderLength, MAX_HEADER_SIZE } from './header';
 export { LITTLE_ENDIAN, dtypeBits, byteLengthOf, decodeToFloat, decodeInto, decodesToFloat64, canDecode, bf16ToF32Table, f16ToF32Table, encodeFromFloat32, f32BitsToBf16, f32BitsToF16 } from './dtypes';
 export {

@@ -2,9 +2,8 @@
 // its claimed length was checked against the real file size), then exactly the byte ranges of
 // the elements asked for. Nothing ever reads or allocates a whole file.
 
-import { readSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { describeFsError, openRegularFile, openSmallReader, type ReadHandle } from '../files';
+import { describeFsError, openRegularFile, openReader, type ReadHandle } from '../files';
 import { canDecode, decodeToFloat, dtypeBits, unsupportedDecode } from './dtypes';
 import { SafetensorsError } from './errors';
 import { checkHeaderLength, HEADER_LENGTH_BYTES, parseHeader } from './header';
@@ -15,26 +14,14 @@ export function ioError(error: unknown, file: string, action = 'read'): Safetens
   return new SafetensorsError(`Cannot ${action} "${file}": ${describeFsError(error)}.`, { rule: 'io', file });
 }
 
-/** Reads exactly `length` bytes at `position` into `target` (from its start), looping over short reads. */
+/**
+ * Reads exactly `length` bytes at `position` into `target` (from its start), looping over short
+ * reads; blocking when the handle is (openReadHandle on a worker thread).
+ */
 export async function readExactly(handle: ReadHandle, target: Uint8Array, position: number, file: string): Promise<void> {
   let done = 0;
   while (done < target.byteLength) {
     const { bytesRead } = await handle.read(target, done, target.byteLength - done, position + done);
-    if (bytesRead === 0) throw await truncatedError(handle, file, position + target.byteLength);
-    done += bytesRead;
-  }
-}
-
-/**
- * readExactly() without leaving the calling thread, for worker threads' streaming loops: a worker
- * has nothing else to do while it waits, and from the page cache the hop to libuv's thread pool
- * and back costs more than the copy itself (and lets reads, compute and writes of one task queue
- * behind those of the other workers on that pool's threads).
- */
-export async function readExactlyBlocking(handle: ReadHandle, target: Uint8Array, position: number, file: string): Promise<void> {
-  let done = 0;
-  while (done < target.byteLength) {
-    const bytesRead = readSync(handle.fd, target, done, target.byteLength - done, position + done);
     if (bytesRead === 0) throw await truncatedError(handle, file, position + target.byteLength);
     done += bytesRead;
   }
@@ -76,10 +63,10 @@ export async function openForRead(path: string): Promise<FileHandle> {
   }
 }
 
-/** openForRead() for a few small reads (a header, samples): blocking calls on a worker thread (see SMALL_IO_BLOCKS_THREAD). */
-export async function openSmallForRead(path: string): Promise<ReadHandle> {
+/** openForRead() as a ReadHandle: blocking calls on a worker thread (see IO_BLOCKS_THREAD). */
+export async function openReadHandle(path: string): Promise<ReadHandle> {
   try {
-    return await openSmallReader(path);
+    return await openReader(path);
   } catch (error) {
     throw ioError(error, path, 'open');
   }
@@ -87,7 +74,7 @@ export async function openSmallForRead(path: string): Promise<ReadHandle> {
 
 /** Reads and validates the header of a .safetensors file, exactly as safetensors 0.8.0 does. */
 export async function readHeader(path: string): Promise<SafetensorsHeader> {
-  const handle = await openSmallForRead(path);
+  const handle = await openReadHandle(path);
   try {
     return await readHeaderFrom(handle, path);
   } finally {

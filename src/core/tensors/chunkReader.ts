@@ -3,10 +3,9 @@
 // a lookup table (the diff kernels work on bits), F32/F64 are read straight into a float view on
 // little-endian hosts, every other dtype is decoded into the reader's float buffer. readInto()
 // reads into memory the caller owns instead (a view of the WebAssembly kernels' memory).
-import type { FileHandle } from 'node:fs/promises';
-import { isMainThread } from 'node:worker_threads';
+import type { ReadHandle } from '../files';
 import { bf16ToF32Table, f16ToF32Table, LITTLE_ENDIAN, decodeInto, decodesToFloat64, dtypeBits } from '../safetensors/dtypes';
-import { byteRange, checkDecodable, checkRange, readExactly, readExactlyBlocking } from '../safetensors/reader';
+import { byteRange, checkDecodable, checkRange, readExactly } from '../safetensors/reader';
 import type { TensorRef } from '../safetensors/types';
 
 export type FloatArray = Float32Array | Float64Array;
@@ -17,12 +16,6 @@ export type Operand = { bits: Uint16Array; table: Float32Array } | { values: Flo
 /** How readInto() left elements in the caller's memory: raw F32, raw BF16/F16 bits, or decoded to f32. */
 export type RawKind = 'f32' | 'bf16' | 'f16';
 
-/**
- * Worker threads read with blocking calls (see readExactlyBlocking); a main thread (the extension
- * host, the CLI running inline) must stay responsive, so it reads through libuv's pool.
- */
-export const READS_BLOCK_THREAD = !isMainThread;
-const readRange = READS_BLOCK_THREAD ? readExactlyBlocking : readExactly;
 
 /** Bytes readInto() needs for `count` elements: 4 per element covers every case. */
 export function readIntoBytes(count: number): number {
@@ -58,30 +51,30 @@ export class ChunkReader {
   private f64 = new Float64Array(0);
 
   /** Elements [start, start + count) of `ref`, as 16-bit patterns for BF16/F16, else as floats. */
-  async read(ref: TensorRef, handle: FileHandle, start: number, count: number): Promise<Operand> {
+  async read(ref: TensorRef, handle: ReadHandle, start: number, count: number): Promise<Operand> {
     checkRange(ref, start, count);
     checkDecodable(ref);
     if (LITTLE_ENDIAN && (ref.dtype === 'BF16' || ref.dtype === 'F16')) {
       const bytes = this.rawBytes(count * 2);
-      await readRange(handle, bytes, ref.begin + start * 2, ref.file);
+      await readExactly(handle, bytes, ref.begin + start * 2, ref.file);
       return { bits: new Uint16Array(bytes.buffer, 0, count), table: ref.dtype === 'BF16' ? bf16ToF32Table() : f16ToF32Table() };
     }
     return { values: await this.readValues(ref, handle, start, count) };
   }
 
   /** Elements [start, start + count) of `ref` decoded to floats (float64 for wide dtypes). */
-  async readValues(ref: TensorRef, handle: FileHandle, start: number, count: number): Promise<FloatArray> {
+  async readValues(ref: TensorRef, handle: ReadHandle, start: number, count: number): Promise<FloatArray> {
     checkRange(ref, start, count);
     checkDecodable(ref);
     const wide = decodesToFloat64(ref.dtype);
     if (LITTLE_ENDIAN && (ref.dtype === 'F32' || ref.dtype === 'F64')) {
       const values = wide ? this.doubles(count) : this.floats(count);
-      await readRange(handle, new Uint8Array(values.buffer, 0, values.byteLength), ref.begin + start * values.BYTES_PER_ELEMENT, ref.file);
+      await readExactly(handle, new Uint8Array(values.buffer, 0, values.byteLength), ref.begin + start * values.BYTES_PER_ELEMENT, ref.file);
       return values;
     }
     const [firstByte, lastByte] = byteRange(ref, start, count);
     const bytes = this.rawBytes(lastByte - firstByte);
-    await readRange(handle, bytes, ref.begin + firstByte, ref.file);
+    await readExactly(handle, bytes, ref.begin + firstByte, ref.file);
     // One slot more: an F4 range starting mid-byte decodes the extra leading element.
     const decodedCount = Math.round(((lastByte - firstByte) * 8) / dtypeBits(ref.dtype));
     const out = wide ? this.doubles(decodedCount) : this.floats(decodedCount);
@@ -96,14 +89,14 @@ export class ChunkReader {
    * decode to float32 decoded into it. Undefined, with nothing read, for dtypes that decode to
    * float64 (wider than float32: the caller takes readValues() instead).
    */
-  async readInto(ref: TensorRef, handle: FileHandle, start: number, count: number, target: Uint8Array): Promise<RawKind | undefined> {
+  async readInto(ref: TensorRef, handle: ReadHandle, start: number, count: number, target: Uint8Array): Promise<RawKind | undefined> {
     checkRange(ref, start, count);
     checkDecodable(ref);
     if (decodesToFloat64(ref.dtype)) return undefined;
     if (target.byteLength < readIntoBytes(count)) throw new RangeError(`readInto: ${count} elements need ${readIntoBytes(count)} bytes, the target has ${target.byteLength}.`);
     if (LITTLE_ENDIAN && (ref.dtype === 'F32' || ref.dtype === 'BF16' || ref.dtype === 'F16')) {
       const size = ref.dtype === 'F32' ? 4 : 2;
-      await readRange(handle, target.subarray(0, count * size), ref.begin + start * size, ref.file);
+      await readExactly(handle, target.subarray(0, count * size), ref.begin + start * size, ref.file);
       return ref.dtype === 'F32' ? 'f32' : ref.dtype === 'BF16' ? 'bf16' : 'f16';
     }
     const values = await this.readValues(ref, handle, start, count);

@@ -1,10 +1,9 @@
 // The streaming loop shared by stats, diff and merge: units of work are read one ahead of the one
 // being processed, through two alternating slots (each with its own reused buffers), so the memory
 // held is two units' worth whatever the tensor or model size. On a main thread the read overlaps
-// compute; worker threads read blocking (READS_BLOCK_THREAD), and the other workers fill the cores.
-import type { FileHandle } from 'node:fs/promises';
-import { openForRead } from '../safetensors/reader';
-import { READS_BLOCK_THREAD } from './chunkReader';
+// compute; worker threads read blocking (IO_BLOCKS_THREAD), and the other workers fill the cores.
+import { IO_BLOCKS_THREAD, type ReadHandle } from '../files';
+import { openReadHandle } from '../safetensors/reader';
 
 /** Cancellation as the loop sees it: the TaskContext of a worker kernel fits. */
 export interface StreamControl {
@@ -31,7 +30,7 @@ export async function streamUnits<U, D>(
     for (let i = 0; i < units.length; i++) {
       const data = await pending!;
       // Blocking reads never return to the event loop on their own: let a cancel message in.
-      if (READS_BLOCK_THREAD && Date.now() - lastTurn > EVENT_TURN_MS) {
+      if (IO_BLOCKS_THREAD && Date.now() - lastTurn > EVENT_TURN_MS) {
         await new Promise((resolve) => setImmediate(resolve));
         lastTurn = Date.now();
       }
@@ -70,12 +69,12 @@ export function balancedTaskSize(total: number, maxSize: number, lanes: number):
 
 /** Read handles opened once per file for the length of a task, closed together. */
 export class FileHandles {
-  private readonly handles = new Map<string, Promise<FileHandle>>();
+  private readonly handles = new Map<string, Promise<ReadHandle>>();
 
-  get(file: string): Promise<FileHandle> {
+  get(file: string): Promise<ReadHandle> {
     let handle = this.handles.get(file);
     if (!handle) {
-      handle = openForRead(file);
+      handle = openReadHandle(file);
       this.handles.set(file, handle);
     }
     return handle;
