@@ -1,5 +1,6 @@
 // Exact rank cuts (src/core/merge/select.ts) against a sort, with the partials of each task packed
-// as workers send them (sparse histograms, member tallies) and as they are.
+// as workers send them (sparse histograms) and as they are. The kernels' member tallies are tested
+// in merge-kernels.test.ts (the kernel, and whole merges against the JavaScript path).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ChunkData, Found, Stage, TensorView } from '../../src/core/merge/methods/types';

@@ -61,22 +61,14 @@ function sparseOf(h: Counts, work?: KernelWork): SparseCounts {
   if (!(h instanceof Uint32Array)) return h;
   const found = work && nonEmptyBinsResident(work, h);
   if (found) return found;
-  // Two bins per test: a pair of zero counts reads as the double 0 (and no pair of a task's counts,
-  // each below 2^31, as -0).
-  const aligned = h.byteOffset % 8 === 0 && h.length % 2 === 0;
-  const pairs = aligned ? new Float64Array(h.buffer, h.byteOffset, h.length >>> 1) : Float64Array.from({ length: Math.ceil(h.length / 2) }, () => NaN);
   let n = 0;
-  const end = (p: number) => Math.min(2 * p + 2, h.length);
-  for (let p = 0; p < pairs.length; p++) if (pairs[p] !== 0) for (let i = 2 * p; i < end(p); i++) n += h[i] !== 0 ? 1 : 0;
+  for (let i = 0; i < h.length; i++) if (h[i] !== 0) n++;
   const bins = new Uint32Array(n);
   const counts = new Uint32Array(n);
-  for (let p = 0, j = 0; p < pairs.length; p++) {
-    if (pairs[p] === 0) continue;
-    for (let i = 2 * p; i < end(p); i++) {
-      if (h[i] === 0) continue;
-      bins[j] = i;
-      counts[j++] = h[i];
-    }
+  for (let i = 0, j = 0; i < h.length; i++) {
+    if (h[i] === 0) continue;
+    bins[j] = i;
+    counts[j++] = h[i];
   }
   return { bins, counts };
 }
@@ -176,51 +168,8 @@ interface LoPartial {
 /** A chunk lists its bucket's members when they are at most 1 / MEMBER_SHARE of its elements (2 bytes each). */
 const MEMBER_SHARE = 8;
 
-/** Most distinct low values a task tallies its members by; with more, it sends the lists. */
+/** Most distinct low values the tally kernel counts a chunk's members by; with more, they are listed. */
 const TALLY_LOWS = 16;
-
-/** Where each low value is in a tally being made (-1: not yet): reused, and left all -1. */
-const lowIndex = new Int32Array(65536).fill(-1);
-
-/** A task's member lists as one tally, in one pass over them, when that is smaller; else the lists as they are. */
-function packMembers(listed: BucketMembers[]): BucketMembers[] {
-  if (listed.some((m) => !('values' in m))) return listed;
-  const lists = listed as MemberList[];
-  let blocks = 0;
-  let listBytes = 0;
-  for (const { blockCounts, values } of lists) {
-    blocks += blockCounts.length;
-    listBytes += blockCounts.byteLength + values.byteLength;
-  }
-  if (2 * blocks >= listBytes) return listed;
-  const lows: number[] = [];
-  // Block-major while the lows are still being found; turned low-major below.
-  const counts = new Uint16Array(blocks * TALLY_LOWS);
-  try {
-    let block = 0;
-    for (const { blockCounts, values } of lists) {
-      let at = 0;
-      for (let b = 0; b < blockCounts.length; b++, block++) {
-        for (const end = at + blockCounts[b]; at < end; at++) {
-          const low = values[at];
-          let j = lowIndex[low];
-          if (j < 0) {
-            if (lows.length === TALLY_LOWS) return listed;
-            j = lowIndex[low] = lows.length;
-            lows.push(low);
-          }
-          counts[block * TALLY_LOWS + j]++;
-        }
-      }
-    }
-    if (2 * lows.length * (blocks + 1) >= listBytes) return listed;
-    const perBlock = new Uint16Array(lows.length * blocks);
-    for (let j = 0; j < lows.length; j++) for (let b = 0; b < blocks; b++) perBlock[j * blocks + b] = counts[b * TALLY_LOWS + j];
-    return [{ blocks, lows: Uint16Array.from(lows), perBlock }];
-  } finally {
-    for (const low of lows) lowIndex[low] = -1;
-  }
-}
 
 /** Prefix counts per block of members equal to `low`, over the chunks' member lists in order. */
 function tiesPerBlock(listed: readonly BucketMembers[], low: number, blocks: number): Float64Array {
@@ -383,7 +332,7 @@ export function rankCutStages(
       });
       return a;
     },
-    pack: (p, work) => ({ hist: p.hist.map((h) => sparseOf(h, work)), members: p.members.map((listed) => listed && packMembers(listed)) }),
+    pack: (p, work) => ({ ...p, hist: p.hist.map((h) => sparseOf(h, work)) }),
     finalize(p, t, found): LoFound[] {
       const his = found[hiId] as HiFound[];
       const los = cutsOf(t, found).map((cut, c): LoFound => {
